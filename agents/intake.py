@@ -1,0 +1,66 @@
+"""The shared shape of the input agents: decode a batch once, feed the monitors, send only detections.
+
+A message that cannot be decoded, or that makes a monitor fail, goes to the dead-letter topic with the
+reason and its origin in headers; the agent carries on with the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable, Sequence
+
+import faust
+
+from agents.metrics import metrics
+from app.faust_app import dead_letter_topic, detections_topic, routing_rules
+from models import codec
+from models.schema import Detection, InvalidEvent
+
+log = logging.getLogger(__name__)
+
+
+async def dead_letter(event: faust.types.EventT, reason: str) -> None:
+    message = event.message
+    metrics.dead_lettered[message.topic] += 1
+    log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)
+    await dead_letter_topic.send(
+        key=message.key,
+        value=message.value if message.value is not None else b"",
+        headers=[
+            ("emlops.reason", reason.encode()),
+            ("emlops.origin.topic", message.topic.encode()),
+            ("emlops.origin.partition", str(message.partition).encode()),
+            ("emlops.origin.offset", str(message.offset).encode()),
+        ],
+    )
+
+
+async def send_detections(detections: Iterable[Detection]) -> None:
+    for detection in detections:
+        metrics.detections[detection.kind.value] += 1
+        dedup_key, _ = routing_rules.group(detection)
+        await detections_topic.send(
+            key=dedup_key.encode(), value=codec.dumps({"type": "detection", **detection.to_dict()})
+        )
+
+
+async def process_batch(
+    events: Sequence[faust.types.EventT],
+    decode: Callable[[Any], Any],
+    observe: Callable[[Any], list[Detection]],
+) -> None:
+    found: list[Detection] = []
+    for event in events:
+        metrics.consumed[event.message.topic] += 1
+        try:
+            record = decode(codec.loads(event.value))
+        except InvalidEvent as exc:
+            await dead_letter(event, str(exc))
+            continue
+        try:
+            found.extend(observe(record))
+        except Exception as exc:  # a monitor bug must cost one event, not the worker
+            log.exception("monitor failed on %s[%s]@%s", event.message.topic, event.message.partition,
+                          event.message.offset)
+            await dead_letter(event, f"internal error: {type(exc).__name__}: {exc}")
+    await send_detections(found)

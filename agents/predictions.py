@@ -1,0 +1,16 @@
+"""Consumes predictions and their late labels; feeds the per-model monitors."""
+
+from __future__ import annotations
+
+from agents.intake import process_batch
+from app.faust_app import app, predictions_topic, settings
+from models.fleet import ModelFleet
+from models.schema import decode_prediction_topic
+
+fleet = ModelFleet(settings.monitor)
+
+
+@app.agent(predictions_topic)
+async def watch_predictions(stream):  # type: ignore[no-untyped-def]
+    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        await process_batch(events, decode_prediction_topic, fleet.observe)

@@ -1,0 +1,62 @@
+"""The Faust application and its topics and tables; agents register themselves on it (see app.worker)."""
+
+from __future__ import annotations
+
+import faust
+
+from app.settings import Settings
+from app.topics import TopicSpec, topic_specs
+from models.routing import load_rules
+
+settings = Settings.from_env()
+# Loaded at import so a bad rules file stops the worker at start with the reason, not on the first detection.
+routing_rules = load_rules(settings.rules_file).with_overrides(
+    **{k: v for k, v in (("resolve_after_s", settings.resolve_after_s),
+                         ("group_interval_s", settings.group_interval_s)) if v is not None}
+)
+
+
+def _credentials(s: Settings) -> faust.types.auth.CredentialsT | None:
+    if s.sasl_mechanism:
+        context = s.kafka_client_options().get("ssl_context")
+        return faust.SASLCredentials(
+            username=s.sasl_username, password=s.sasl_password, mechanism=s.sasl_mechanism, ssl_context=context
+        )
+    if s.security_protocol == "SSL":
+        return faust.SSLCredentials(s.kafka_client_options()["ssl_context"])
+    return None
+
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.bootstrap.replace(',', ';kafka://')}",
+    broker_credentials=_credentials(settings),
+    store="memory://",
+    datadir=settings.data_dir,
+    topic_partitions=settings.partitions,
+    topic_replication_factor=1,
+    key_serializer="raw",
+    value_serializer="raw",
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    consumer_auto_offset_reset="earliest",
+)
+
+
+def _topic(spec: TopicSpec) -> faust.TopicT:
+    # internal=True makes Faust declare the topic with these partitions before subscribing.
+    return app.topic(
+        spec.name, partitions=spec.partitions, config=spec.config, internal=True, key_type=bytes, value_type=bytes
+    )
+
+
+predictions_topic, infrastructure_topic, detections_topic, incidents_topic, dead_letter_topic = (
+    _topic(spec) for spec in topic_specs(settings)
+)
+
+# Incident state by dedup key, changelogged, so a restarted worker continues its open incidents.
+incidents_table = app.Table(
+    "incidents",
+    partitions=settings.partitions,
+    schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
+)

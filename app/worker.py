@@ -1,0 +1,10 @@
+"""The worker's entry module: ``faust -A app.worker worker`` (what ``emlops worker`` runs too)."""
+
+from __future__ import annotations
+
+import agents.infrastructure  # noqa: F401  (registers the agent)
+import agents.predictions  # noqa: F401
+import agents.routing  # noqa: F401
+from app.faust_app import app
+
+__all__ = ["app"]

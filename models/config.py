@@ -1,0 +1,57 @@
+"""Monitor hyperparameters: plain numbers with defaults that work untuned, all overridable in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    # mean-shift signals (features, confidence, latency, errors, feedback)
+    drift_delta: float = 1e-4
+    drift_min_samples: int = 200
+    drift_min_effect: float = 0.75
+    drift_cooldown: int = 1000
+    latency_min_effect: float = 2.0
+    performance_min_samples: int = 100
+    # label join
+    pending_max: int = 50_000
+    pending_ttl_s: float = 24 * 3600.0
+    # infrastructure anomaly model
+    hst_trees: int = 10
+    hst_height: int = 8
+    hst_window: int = 250
+    anomaly_threshold: float = 0.85
+    anomaly_persistence: int = 3
+    anomaly_min_z: float = 4.0
+    anomaly_warmup: int = 500
+    anomaly_cooldown: int = 300
+    seed: int = 42
+    # pipeline freshness
+    freshness_metrics: tuple[str, ...] = ("freshness_seconds", "data_age_seconds", "staleness_seconds")
+    stale_factor: float = 3.0
+    stale_min_seconds: float = 60.0
+    stale_warmup: int = 20
+    # memory bound on monitored keys
+    max_keys: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.drift_delta < 1:
+            raise ValueError(f"drift_delta must be in (0, 1), got {self.drift_delta}")
+        if not 0 < self.anomaly_threshold < 1:
+            raise ValueError(f"anomaly_threshold must be in (0, 1), got {self.anomaly_threshold}")
+        for name in ("drift_min_samples", "pending_max", "hst_trees", "hst_height", "hst_window", "max_keys"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.stale_factor <= 1:
+            raise ValueError(f"stale_factor must be > 1, got {self.stale_factor}")
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> MonitorConfig:
+        """Apply overrides from a config file or the environment, rejecting names that do not exist."""
+        known = {f.name: f.type for f in fields(self)}
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise ValueError(f"unknown monitor setting(s): {', '.join(unknown)}")
+        typed = {k: type(getattr(self, k))(v) for k, v in overrides.items()}
+        return replace(self, **typed)

@@ -1,0 +1,63 @@
+"""Joins late, out-of-order labels to the predictions they judge, in bounded memory."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from models.schema import PredictionEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    version: str
+    segment: str | None
+    prediction: Any
+    timestamp: float
+
+
+class LabelJoin:
+    """Remembers recent predictions by request id until their label arrives, expires or is pushed out.
+
+    Labels can arrive hours late; memory must not grow with traffic, so the oldest predictions go first
+    (by count and by event-time age) and the losses are counted rather than hidden.
+    """
+
+    def __init__(self, max_pending: int = 50_000, ttl_s: float = 24 * 3600.0) -> None:
+        if max_pending < 1 or ttl_s <= 0:
+            raise ValueError("max_pending must be >= 1 and ttl_s > 0")
+        self.max_pending = max_pending
+        self.ttl_s = ttl_s
+        self._pending: OrderedDict[str, Pending] = OrderedDict()
+        self.evicted = 0
+        self.expired = 0
+        self.unmatched = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def remember(self, event: PredictionEvent) -> None:
+        pending = self._pending
+        pending[event.request_id] = Pending(event.version, event.segment, event.prediction, event.timestamp)
+        pending.move_to_end(event.request_id)
+        if len(pending) > self.max_pending:
+            pending.popitem(last=False)
+            self.evicted += 1
+        self._expire(event.timestamp)
+
+    def match(self, request_id: str) -> Pending | None:
+        found = self._pending.pop(request_id, None)
+        if found is None:
+            self.unmatched += 1
+        return found
+
+    def _expire(self, now: float) -> None:
+        pending = self._pending
+        horizon = now - self.ttl_s
+        while pending:
+            oldest = next(iter(pending.values()))
+            if oldest.timestamp >= horizon:
+                return
+            pending.popitem(last=False)
+            self.expired += 1

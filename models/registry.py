@@ -1,0 +1,42 @@
+"""A bounded map of monitors, created on first sight of a key and evicted least-recently-used."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Generic, Hashable, Iterator, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Registry(Generic[K, V]):
+    """Keys come from the data (model names, feature names, hosts), so their number must be capped."""
+
+    def __init__(self, factory: Callable[[K], V], max_keys: int = 10_000) -> None:
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be >= 1, got {max_keys}")
+        self.factory = factory
+        self.max_keys = max_keys
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self.evictions = 0
+
+    def get(self, key: K) -> V:
+        items = self._items
+        item = items.get(key)
+        if item is None:
+            item = items[key] = self.factory(key)
+            if len(items) > self.max_keys:
+                items.popitem(last=False)
+                self.evictions += 1
+        else:
+            items.move_to_end(key)
+        return item
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._items)
+
+    def items(self) -> Iterator[tuple[K, V]]:
+        return iter(self._items.items())

@@ -1,0 +1,268 @@
+"""From detections to incident revisions: experience areas, priority, dedup and lifecycle, as pure functions.
+
+Rules are data (``rules/default.toml``), validated once at start-up. The decisions take the current
+incident state and ``now`` as arguments and return the new state plus the revision to publish, so the
+same code runs in the routing agent (state in a changelogged Faust table), in tests with a fake clock and
+in an offline backtest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from models.schema import Area, Detection, DetectionKind, Severity, Ticket, TicketStatus
+
+MAX_DETECTIONS_KEPT = 20
+GROUP_ROOTS = ("model", "source")
+
+
+class RulesError(ValueError):
+    """A rules file that cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    kind: DetectionKind
+    areas: tuple[Area, ...]
+    primary: Area
+    group_by: tuple[str, ...]
+    runbook: str | None = None
+    manual_resolve: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    rules: Mapping[DetectionKind, Rule]
+    priority: Mapping[Severity, tuple[str, ...]]
+    tiers: Mapping[str, int] = field(default_factory=dict)
+    default_tier: int = 2
+    group_interval_s: float = 60.0
+    resolve_after_s: float = 600.0
+
+    def rule_for(self, kind: DetectionKind) -> Rule:
+        return self.rules[kind]
+
+    def group(self, detection: Detection) -> tuple[str, dict[str, str]]:
+        """The dedup key and the labels it is made of: the same labels always give the same key."""
+        rule = self.rules[detection.kind]
+        labels = {name: detection.entity[name] for name in rule.group_by if name in detection.entity}
+        if rule.group_by[0] not in labels:
+            raise ValueError(f"{detection.kind.value} detection lacks the '{rule.group_by[0]}' label")
+        canonical = "|".join(f"{k}={labels[k]}" for k in rule.group_by if k in labels)
+        return canonical, labels
+
+    def priority_of(self, severity: Severity, labels: Mapping[str, str]) -> str:
+        tier = self.tiers.get(labels.get("model", ""), self.default_tier)
+        return self.priority[severity][tier - 1]
+
+    def with_overrides(self, **values: float) -> Rules:
+        return replace(self, **values)
+
+
+def load_rules(path: str | Path | None = None) -> Rules:
+    """Read and validate a rules file; ``None`` means the shipped defaults."""
+    if path is None:
+        text = resources.files("models").joinpath("rules/default.toml").read_text()
+        where = "default rules"
+    else:
+        text, where = Path(path).read_text(), str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{where}: not valid TOML: {exc}") from None
+    return parse_rules(data, where)
+
+
+def parse_rules(data: Mapping[str, Any], where: str = "rules") -> Rules:
+    defaults = data.get("defaults", {})
+    default_tier = int(defaults.get("default_tier", 2))
+    priority: dict[Severity, tuple[str, ...]] = {}
+    for name, row in data.get("priority", {}).items():
+        try:
+            severity = Severity(name)
+        except ValueError:
+            raise RulesError(f"{where}: [priority] has unknown severity {name!r}") from None
+        if not isinstance(row, list) or not row or not all(p in ("P1", "P2", "P3", "P4") for p in row):
+            raise RulesError(f"{where}: [priority] {name} must be a list of P1..P4, one per tier")
+        priority[severity] = tuple(row)
+    missing = [s.value for s in Severity if s not in priority]
+    if missing:
+        raise RulesError(f"{where}: [priority] lacks {', '.join(missing)}")
+    tiers_count = min(len(row) for row in priority.values())
+    tiers: dict[str, int] = {}
+    for model, entry in data.get("catalogue", {}).items():
+        tier = int(entry.get("tier", default_tier)) if isinstance(entry, dict) else -1
+        if not 1 <= tier <= tiers_count:
+            raise RulesError(f"{where}: catalogue entry {model!r} needs a tier from 1 to {tiers_count}")
+        tiers[model] = tier
+    if not 1 <= default_tier <= tiers_count:
+        raise RulesError(f"{where}: default_tier must be from 1 to {tiers_count}")
+
+    rules: dict[DetectionKind, Rule] = {}
+    for i, raw in enumerate(data.get("rule", []), 1):
+        rules_at = f"{where}: rule #{i} ({raw.get('kind', '?')})"
+        try:
+            kind = DetectionKind(raw["kind"])
+            areas = tuple(Area(a) for a in raw["areas"])
+            primary = Area(raw.get("primary", raw["areas"][0] if raw["areas"] else ""))
+        except KeyError as exc:
+            raise RulesError(f"{rules_at}: missing {exc.args[0]!r}") from None
+        except (ValueError, IndexError) as exc:
+            raise RulesError(f"{rules_at}: {exc}") from None
+        group_by = tuple(raw.get("group_by", ()))
+        if not group_by or group_by[0] not in GROUP_ROOTS:
+            raise RulesError(f"{rules_at}: group_by must start with one of {GROUP_ROOTS}")
+        if primary not in areas:
+            raise RulesError(f"{rules_at}: primary {primary.value!r} is not among its areas")
+        if kind in rules:
+            raise RulesError(f"{rules_at}: a second rule for the same kind")
+        unknown = set(raw) - {"kind", "areas", "primary", "group_by", "runbook", "manual_resolve"}
+        if unknown:
+            raise RulesError(f"{rules_at}: unknown key(s) {sorted(unknown)}")
+        rules[kind] = Rule(kind, areas, primary, group_by, raw.get("runbook"), bool(raw.get("manual_resolve", False)))
+    uncovered = [k.value for k in DetectionKind if k not in rules]
+    if uncovered:
+        raise RulesError(f"{where}: no rule for detection kind(s) {', '.join(uncovered)}")
+    return Rules(
+        rules=rules,
+        priority=priority,
+        tiers=tiers,
+        default_tier=default_tier,
+        group_interval_s=float(defaults.get("group_interval_s", 60)),
+        resolve_after_s=float(defaults.get("resolve_after_s", 600)),
+    )
+
+
+# --- lifecycle --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentState:
+    """The latest revision of one incident plus what the router needs to rate-limit its updates."""
+
+    ticket: Ticket
+    published_at: float
+    unpublished: int = 0  # occurrences since the last published revision
+
+    @property
+    def is_open(self) -> bool:
+        return self.ticket.status != TicketStatus.RESOLVED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ticket": self.ticket.to_dict(), "published_at": self.published_at, "unpublished": self.unpublished}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> IncidentState:
+        return cls(Ticket.from_dict(d["ticket"]), float(d["published_at"]), int(d["unpublished"]))
+
+
+def _incident_id(dedup_key: str, started_at: float) -> str:
+    """Deterministic, so a replay after a crash names the same incident."""
+    return hashlib.sha1(f"{dedup_key}@{started_at:.3f}".encode()).hexdigest()[:16]
+
+
+def _merge(ordered: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
+    return ordered + tuple(x for x in new if x not in ordered)
+
+
+def route(
+    detection: Detection, state: IncidentState | None, rules: Rules, now: float
+) -> tuple[IncidentState, Ticket | None]:
+    """Fold one detection into its incident; return the new state and the revision to publish, if any."""
+    rule = rules.rule_for(detection.kind)
+    dedup_key, labels = rules.group(detection)
+    evidence = detection.to_dict()
+    if state is None or not state.is_open:
+        areas = rule.areas
+        ticket = Ticket(
+            incident_id=_incident_id(dedup_key, detection.event_time),
+            dedup_key=dedup_key,
+            revision=1,
+            status=TicketStatus.TRIGGERED,
+            severity=detection.severity,
+            priority=rules.priority_of(detection.severity, labels),
+            areas=areas,
+            primary_area=rule.primary,
+            summary=detection.summary,
+            labels=_merge_labels(labels, detection.entity),
+            kinds=(detection.kind,),
+            started_at=now,
+            last_seen=now,
+            occurrences=1,
+            update_reason="opened",
+            runbook=rule.runbook,
+            detections=(evidence,),
+        )
+        return IncidentState(ticket, published_at=now), ticket
+
+    old = state.ticket
+    severity = max(old.severity, detection.severity, key=lambda s: s.rank)
+    areas = _merge(old.areas, rule.areas)
+    kinds = _merge(old.kinds, (detection.kind,))
+    merged_labels = _merge_labels(old.labels, detection.entity)
+    priority = min(old.priority, rules.priority_of(severity, merged_labels))
+    reasons = []
+    if priority != old.priority:
+        reasons.append(f"escalated to {priority}")
+    if kinds != old.kinds:
+        reasons.append(f"new signal {detection.kind.value}")
+    if areas != old.areas:
+        reasons.append("new areas " + ", ".join(a.value for a in areas if a not in old.areas))
+    if merged_labels != old.labels and not reasons:
+        reasons.append("new entity " + ", ".join(f"{k}={v}" for k, v in merged_labels.items() if old.labels.get(k) != v))
+    ticket = replace(
+        old,
+        severity=severity,
+        priority=priority,
+        areas=areas,
+        kinds=kinds,
+        labels=merged_labels,
+        last_seen=now,
+        occurrences=old.occurrences + 1,
+        summary=old.summary if old.kinds == kinds else f"{old.summary}; {detection.summary}",
+        detections=(old.detections + (evidence,))[-MAX_DETECTIONS_KEPT:],
+    )
+    if reasons:
+        return _publish(ticket, state, now, "; ".join(reasons))
+    if now - state.published_at >= rules.group_interval_s:
+        return _publish(ticket, state, now, f"{state.unpublished + 1} more occurrence(s)")
+    return IncidentState(ticket, state.published_at, state.unpublished + 1), None
+
+
+def tick(state: IncidentState, rules: Rules, now: float) -> tuple[IncidentState, Ticket | None]:
+    """Time passing: flush rate-limited occurrences, or resolve an incident that has gone quiet."""
+    if not state.is_open:
+        return state, None
+    ticket = state.ticket
+    rule_manual = any(rules.rule_for(k).manual_resolve for k in ticket.kinds)
+    if not rule_manual and now - ticket.last_seen >= rules.resolve_after_s:
+        resolved = replace(ticket, status=TicketStatus.RESOLVED, ended_at=now)
+        return _publish(resolved, state, now, f"quiet for {rules.resolve_after_s:.0f}s", status=TicketStatus.RESOLVED)
+    if state.unpublished and now - state.published_at >= rules.group_interval_s:
+        return _publish(ticket, state, now, f"{state.unpublished} more occurrence(s)")
+    return state, None
+
+
+def _publish(
+    ticket: Ticket, state: IncidentState, now: float, reason: str, status: TicketStatus | None = None
+) -> tuple[IncidentState, Ticket]:
+    if status is None:
+        status = TicketStatus.ACKNOWLEDGED if state.ticket.status == TicketStatus.ACKNOWLEDGED else TicketStatus.UPDATED
+    revision = replace(ticket, revision=state.ticket.revision + 1, status=status, update_reason=reason)
+    return IncidentState(revision, published_at=now), revision
+
+
+def _merge_labels(labels: Mapping[str, str], entity: Mapping[str, str]) -> dict[str, str]:
+    """Grouping labels stay fixed; other entity labels accumulate (several features drift in one incident)."""
+    merged = dict(labels)
+    for key, value in entity.items():
+        if key in merged and value not in merged[key].split(","):
+            merged[key] = f"{merged[key]},{value}"
+        elif key not in merged:
+            merged[key] = value
+    return merged
