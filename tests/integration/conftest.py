@@ -1,0 +1,53 @@
+"""Integration tests talk to a real Kafka: the cluster named by KAFKA_BOOTSTRAP_SERVERS, or else a
+broker started here from the Maven jars (shared jar cache, throw-away data dir, free ports)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.broker import BrokerError, LocalBroker, free_port
+
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Hooks in a nested conftest still see every collected item, so only tag the ones in this folder.
+    for item in items:
+        if _HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def local_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker | None]:
+    """None when an external cluster is configured. A broker that cannot start fails the tests: a
+    skipped integration suite would pass silently on exactly the machines where it matters."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield None
+        return
+    port = free_port()
+    controller_port = free_port()
+    while controller_port == port:
+        controller_port = free_port()
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka"), port=port, controller_port=controller_port)
+    failure = None
+    try:
+        broker.start()
+    except BrokerError as exc:
+        failure = str(exc)
+    if failure is not None:
+        pytest.fail(f"could not start a local Kafka broker: {failure}", pytrace=False)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def bootstrap(local_broker: LocalBroker | None) -> str:
+    if local_broker is None:
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    return local_broker.bootstrap
