@@ -425,6 +425,15 @@ def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def default_broker() -> LocalBroker:
+    """The broker the CLI and the demo share: default data dir, ports from the environment."""
+    return LocalBroker(
+        default_data_dir(),
+        port=int(os.environ.get("EMLOPS_BROKER_PORT", "9092")),
+        controller_port=int(os.environ.get("EMLOPS_CONTROLLER_PORT", "9093")),
+    )
+
+
 def main(argv: list[str]) -> int:
     """Backs `emlops broker start|stop|status`; `start` prints the bootstrap so scripts can capture it."""
     parser = argparse.ArgumentParser(
@@ -434,9 +443,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("command", choices=("start", "stop", "status"))
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="broker state, logs and pid file (default: $EMLOPS_HOME/broker or ~/.cache/emlops/broker)")
-    parser.add_argument("--port", type=int, default=os.environ.get("EMLOPS_BROKER_PORT", "9092"),
+    default = default_broker()
+    parser.add_argument("--port", type=int, default=default.port,
                         help="client listener port (env EMLOPS_BROKER_PORT, default 9092)")
-    parser.add_argument("--controller-port", type=int, default=os.environ.get("EMLOPS_CONTROLLER_PORT", "9093"),
+    parser.add_argument("--controller-port", type=int, default=default.controller_port,
                         help="KRaft controller port (env EMLOPS_CONTROLLER_PORT, default 9093)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds to wait (default: 90 for start, 30 for stop)")
