@@ -9,8 +9,8 @@ the same broker never leak into a new one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,10 +22,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from app.broker import default_broker, free_port
+from app.broker import BrokerError, default_broker, free_port
 from app.settings import Settings
 from app.topics import ensure_topics
 from app.traffic import INCIDENTS, PREDICTIONS, Injected, Traffic
+from app.worker_process import WorkerProcess
 from models import codec
 
 DEMO_ENV = {
@@ -109,7 +110,7 @@ async def _progress(tally: Tally, stop: asyncio.Event) -> None:
               f"{len(tally.incidents)} incidents", flush=True)
 
 
-async def _session(settings: Settings, worker: subprocess.Popen[bytes], steps: int, rate: float,
+async def _session(settings: Settings, worker: WorkerProcess, steps: int, rate: float,
                    timeout: float) -> Tally:
     await ensure_topics(settings)
     tally, stop = Tally(), asyncio.Event()
@@ -120,7 +121,7 @@ async def _session(settings: Settings, worker: subprocess.Popen[bytes], steps: i
         print(f"… all {sum(tally.produced.values()):,} events produced; waiting for tickets to open and resolve",
               flush=True)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and worker.poll() is None:
+        while time.monotonic() < deadline and worker.exit_code is None:
             tickets = [tally.matched(i) for i in INCIDENTS]
             if all(t is not None and t["status"] == "resolved" for t in tickets):
                 break
@@ -153,6 +154,16 @@ def _summary(tally: Tally) -> bool:
 
 
 def run(steps: int = 3000, rate: float = 2000.0, timeout: float = 60.0) -> int:
+    try:
+        return _run(steps, rate, timeout)
+    except BrokerError as exc:
+        print(f"emlops demo: the local broker did not start: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(steps: int, rate: float, timeout: float) -> int:
+    # New topics take a moment to reach every client's metadata; aiokafka warns about that meanwhile.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     base = Settings.from_env()
     run_id = time.strftime("%Y%m%d%H%M%S")
     with ExitStack() as stack:
@@ -177,25 +188,11 @@ def run(steps: int = 3000, rate: float = 2000.0, timeout: float = 60.0) -> int:
             "EMLOPS_DATA_DIR": str(work / "data"),
         }
         settings = Settings.from_env(env)
-        log = (work / "worker.log").open("wb")
         print(f"… starting a worker (faust -A app.worker worker), web views on http://127.0.0.1:{env['EMLOPS_WEB_PORT']}",
               flush=True)
-        worker = subprocess.Popen([sys.executable, "-m", "faust", "-A", "app.worker", "worker", "-l", "info"],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
-        stack.callback(_stop_worker, worker)
+        worker = stack.enter_context(WorkerProcess(env, work / "worker.log"))
         tally = asyncio.run(_session(settings, worker, steps, rate, timeout))
-        if worker.poll() is not None:
-            print(f"worker exited early with code {worker.returncode}; its log:\n"
-                  + (work / "worker.log").read_text()[-4000:], file=sys.stderr)
+        if worker.exit_code is not None:
+            print(f"worker exited early with code {worker.exit_code}; its log:\n{worker.log_tail()}", file=sys.stderr)
             return 1
         return 0 if _summary(tally) else 1
-
-
-def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()

@@ -3,13 +3,18 @@ broker started here from the Maven jars (shared jar cache, throw-away data dir, 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.broker import BrokerError, LocalBroker, free_port
+from app.settings import Settings
+from app.topics import ensure_topics
+from app.worker_process import WorkerProcess
 
 _HERE = Path(__file__).resolve().parent
 
@@ -51,3 +56,24 @@ def bootstrap(local_broker: LocalBroker | None) -> str:
     if local_broker is None:
         return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     return local_broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def pipeline(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A real worker process on its own topics; tests tell their data apart by model and source names."""
+    run = uuid.uuid4().hex[:8]
+    work = tmp_path_factory.mktemp("worker")
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "EMLOPS_APP_ID": f"emlops-it-{run}",
+        "EMLOPS_TOPIC_PREFIX": f"emlops-it-{run}.",
+        "EMLOPS_WEB_PORT": str(free_port()),
+        "EMLOPS_DATA_DIR": str(work / "data"),
+        "EMLOPS_TICK_INTERVAL_S": "1",
+    }
+    settings = Settings.from_env(env)
+    asyncio.run(ensure_topics(settings))
+    with WorkerProcess(env, work / "worker.log") as worker:
+        yield settings
+        if worker.exit_code is not None:
+            pytest.fail(f"the worker died (exit {worker.exit_code}):\n{worker.log_tail()}", pytrace=False)
