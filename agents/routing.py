@@ -1,28 +1,106 @@
-"""Turns detections into incident revisions on the incidents topic, with state in a changelogged table.
+"""Turns detections and operator actions into incident revisions on the incidents topic.
 
-The detections topic also carries ``tick`` commands: Faust only lets a table change inside stream
-processing, so the timer that notices quiet or rate-limited incidents asks this agent, through the topic,
-to act on them. Operator actions will travel the same way.
+Incident state lives in a changelogged table keyed by dedup key, and a table may only change inside
+stream processing; so everything that changes an incident travels through the detections topic, keyed
+by its dedup key: detections, operator actions (from the web API) and ``tick`` requests from the timer
+that notices quiet or rate-limited incidents. One agent, one partition per incident, no races.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from agents.intake import dead_letter
 from agents.metrics import metrics
-from app.faust_app import app, detections_topic, incidents_table, incidents_topic, routing_rules, settings
+from app.faust_app import (
+    app,
+    causes_table,
+    detections_topic,
+    incidents_table,
+    incidents_topic,
+    routing_rules,
+    settings,
+    silences_table,
+    silences_topic,
+)
 from models import codec
-from models.routing import IncidentState, route, tick
-from models.schema import Detection, InvalidEvent, Ticket
+from models.cloudevents import ticket_headers
+from models.routing import IncidentState, RoutingContext, act, route, tick
+from models.schema import Detection, InvalidEvent, OperatorAction, Silence, Ticket, TicketStatus
+from models.silences import validate
 
 log = logging.getLogger(__name__)
+SOURCE = f"/emlops/{settings.app_id}"
+
+
+async def submit_action(action: OperatorAction) -> None:
+    """Entry point for the web API: the action reaches the worker that owns the incident."""
+    await detections_topic.send(key=action.dedup_key.encode(), value=codec.dumps(action.to_dict()))
+
+
+async def submit_silence(silence: Silence) -> None:
+    validate(silence)
+    await silences_topic.send(key=silence.id.encode(), value=codec.dumps(silence.to_dict()))
+
+
+async def expire_silence(silence_id: str) -> None:
+    await silences_topic.send(key=silence_id.encode(), value=codec.dumps({"type": "expire", "id": silence_id}))
+
+
+def _context(detection: Detection) -> RoutingContext:
+    silences = tuple(Silence.from_dict(v) for v in silences_table.values())
+    model = detection.entity.get("model")
+    if model is None or routing_rules.rule_for(detection.kind).group_by[0] != "model":
+        return RoutingContext(silences=silences)
+    upstream = set(routing_rules.depends_on.get(model, ()))
+    causes = tuple(
+        {"incident_id": c["incident_id"], "dedup_key": c["dedup_key"], "summary": c["summary"]}
+        for source, c in sorted(causes_table.items())
+        if source in upstream or model in c["models"]
+    )
+    return RoutingContext(silences=silences, causes=causes)
+
+
+def _remember_cause(ticket: Ticket) -> None:
+    """Open incidents on a source are kept where every router can see them, to explain model tickets."""
+    source = ticket.labels.get("source")
+    if source is None:
+        return
+    if ticket.status == TicketStatus.RESOLVED:
+        causes_table.pop(source, None)
+        return
+    models = sorted(set(ticket.labels.get("model", "").split(",")) - {""})
+    causes_table[source] = {"incident_id": ticket.incident_id, "dedup_key": ticket.dedup_key,
+                            "summary": ticket.summary, "models": models}
 
 
 async def publish(ticket: Ticket) -> None:
     metrics.tickets[ticket.status.value] += 1
-    await incidents_topic.send(key=ticket.dedup_key.encode(), value=codec.dumps(ticket.to_dict()))
+    _remember_cause(ticket)
+    await incidents_topic.send(
+        key=ticket.dedup_key.encode(), value=codec.dumps(ticket.to_dict()), headers=ticket_headers(ticket, SOURCE)
+    )
+    if ticket.status == TicketStatus.RESOLVED:
+        for silence_id in ticket.silenced_by:
+            stored = silences_table.get(silence_id)
+            if stored and stored.get("until_resolved"):
+                await expire_silence(silence_id)
+
+
+def _apply(message: Any, state: IncidentState | None, now: float) -> tuple[IncidentState | None, Ticket | None]:
+    if not isinstance(message, dict):
+        raise InvalidEvent("a routing message must be a JSON object")
+    kind = message.get("type")
+    if kind == "tick":
+        return (state, None) if state is None else tick(state, routing_rules, now)
+    if kind == "action":
+        if state is None:
+            raise InvalidEvent(f"no incident with dedup key {message.get('dedup_key')!r}")
+        return act(state, OperatorAction.from_dict(message), now)
+    detection = Detection.from_dict(message)
+    return route(detection, state, routing_rules, now, _context(detection))
 
 
 @app.agent(detections_topic)
@@ -30,30 +108,37 @@ async def route_detections(stream):  # type: ignore[no-untyped-def]
     async for event in stream.events():
         key = event.message.key.decode() if event.message.key else ""
         try:
-            message = codec.loads(event.value)
-            if not isinstance(message, dict):
-                raise InvalidEvent("a detection must be a JSON object")
             stored = incidents_table.get(key)
-            state = IncidentState.from_dict(stored) if stored else None
-            now = time.time()
-            if message.get("type") == "tick":
-                if state is None:
-                    continue
-                state, ticket = tick(state, routing_rules, now)
-            else:
-                state, ticket = route(Detection.from_dict(message), state, routing_rules, now)
+            state, ticket = _apply(codec.loads(event.value), IncidentState.from_dict(stored) if stored else None,
+                                   time.time())
         except (InvalidEvent, ValueError, KeyError) as exc:
-            await dead_letter(event, f"bad detection: {exc}")
+            await dead_letter(event, f"bad routing message: {exc}")
             continue
-        incidents_table[key] = state.to_dict()
+        if state is not None:
+            incidents_table[key] = state.to_dict()
         if ticket is not None:
             await publish(ticket)
+
+
+@app.agent(silences_topic)
+async def store_silences(stream):  # type: ignore[no-untyped-def]
+    async for event in stream.events():
+        try:
+            message = codec.loads(event.value)
+            if isinstance(message, dict) and message.get("type") == "expire":
+                silences_table.pop(str(message.get("id")), None)
+                continue
+            silence = Silence.from_dict(message)
+            validate(silence)
+        except (InvalidEvent, ValueError) as exc:
+            await dead_letter(event, f"bad silence: {exc}")
+            continue
+        silences_table[silence.id] = silence.to_dict()
 
 
 @app.timer(interval=settings.tick_interval_s)
 async def request_ticks() -> None:
     now = time.time()
     for key, stored in list(incidents_table.items()):
-        state = IncidentState.from_dict(stored)
-        if tick(state, routing_rules, now)[1] is not None:
+        if tick(IncidentState.from_dict(stored), routing_rules, now)[1] is not None:
             await detections_topic.send(key=key.encode(), value=codec.dumps({"type": "tick"}))

@@ -50,13 +50,14 @@ def _topic(spec: TopicSpec) -> faust.TopicT:
     )
 
 
-predictions_topic, infrastructure_topic, detections_topic, incidents_topic, dead_letter_topic = (
+predictions_topic, infrastructure_topic, detections_topic, incidents_topic, silences_topic, dead_letter_topic = (
     _topic(spec) for spec in topic_specs(settings)
 )
 
+_JSON = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
 # Incident state by dedup key, changelogged, so a restarted worker continues its open incidents.
-incidents_table = app.Table(
-    "incidents",
-    partitions=settings.partitions,
-    schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
-)
+incidents_table = app.Table("incidents", partitions=settings.partitions, schema=_JSON)
+# Global: every worker's router needs every silence, and the open upstream incidents (by source) that may
+# explain a model's tickets wherever that model's partition lives.
+silences_table = app.GlobalTable("silences", partitions=1, schema=_JSON)
+causes_table = app.GlobalTable("causes", partitions=settings.partitions, schema=_JSON)

@@ -17,6 +17,7 @@ class Topics:
     infrastructure: str = "emlops.infrastructure"
     detections: str = "emlops.detections"
     incidents: str = "emlops.incidents"
+    silences: str = "emlops.silences"
     dead_letter: str = "emlops.dlq"
 
 

@@ -26,6 +26,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.infrastructure, n, {}),
         TopicSpec(t.detections, n, {}),
         TopicSpec(t.incidents, n, {"cleanup.policy": "compact,delete"}),
+        TopicSpec(t.silences, 1, {"cleanup.policy": "compact"}),
         TopicSpec(t.dead_letter, 1, {}),
     ]
 

@@ -15,7 +15,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from models.schema import Area, Detection, DetectionKind, Severity, Ticket, TicketStatus
+from models.schema import (
+    ActionKind,
+    Area,
+    Detection,
+    DetectionKind,
+    OperatorAction,
+    Severity,
+    Silence,
+    Ticket,
+    TicketStatus,
+)
+from models.silences import muting
 
 MAX_DETECTIONS_KEPT = 20
 GROUP_ROOTS = ("model", "source")
@@ -40,6 +51,7 @@ class Rules:
     rules: Mapping[DetectionKind, Rule]
     priority: Mapping[Severity, tuple[str, ...]]
     tiers: Mapping[str, int] = field(default_factory=dict)
+    depends_on: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # model -> upstream sources
     default_tier: int = 2
     group_interval_s: float = 60.0
     resolve_after_s: float = 600.0
@@ -95,11 +107,16 @@ def parse_rules(data: Mapping[str, Any], where: str = "rules") -> Rules:
         raise RulesError(f"{where}: [priority] lacks {', '.join(missing)}")
     tiers_count = min(len(row) for row in priority.values())
     tiers: dict[str, int] = {}
+    depends_on: dict[str, tuple[str, ...]] = {}
     for model, entry in data.get("catalogue", {}).items():
         tier = int(entry.get("tier", default_tier)) if isinstance(entry, dict) else -1
         if not 1 <= tier <= tiers_count:
             raise RulesError(f"{where}: catalogue entry {model!r} needs a tier from 1 to {tiers_count}")
         tiers[model] = tier
+        upstream = entry.get("depends_on", [])
+        if not isinstance(upstream, list) or not all(isinstance(u, str) for u in upstream):
+            raise RulesError(f"{where}: catalogue entry {model!r}: depends_on must be a list of source names")
+        depends_on[model] = tuple(upstream)
     if not 1 <= default_tier <= tiers_count:
         raise RulesError(f"{where}: default_tier must be from 1 to {tiers_count}")
 
@@ -132,6 +149,7 @@ def parse_rules(data: Mapping[str, Any], where: str = "rules") -> Rules:
         rules=rules,
         priority=priority,
         tiers=tiers,
+        depends_on=depends_on,
         default_tier=default_tier,
         group_interval_s=float(defaults.get("group_interval_s", 60)),
         resolve_after_s=float(defaults.get("resolve_after_s", 600)),
@@ -170,15 +188,28 @@ def _merge(ordered: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
     return ordered + tuple(x for x in new if x not in ordered)
 
 
+@dataclass(frozen=True, slots=True)
+class RoutingContext:
+    """What the router knows beyond the incident itself; the agent gathers it from global tables."""
+
+    silences: tuple[Silence, ...] = ()
+    causes: tuple[dict[str, str], ...] = ()  # open upstream incidents: incident_id, dedup_key, summary
+    learned_areas: tuple[Area, ...] = ()  # areas the learned router adds on top of the rules
+
+
+NO_CONTEXT = RoutingContext()
+
+
 def route(
-    detection: Detection, state: IncidentState | None, rules: Rules, now: float
+    detection: Detection, state: IncidentState | None, rules: Rules, now: float, context: RoutingContext = NO_CONTEXT
 ) -> tuple[IncidentState, Ticket | None]:
     """Fold one detection into its incident; return the new state and the revision to publish, if any."""
     rule = rules.rule_for(detection.kind)
     dedup_key, labels = rules.group(detection)
     evidence = detection.to_dict()
+    rule_areas = _merge(rule.areas, context.learned_areas)
     if state is None or not state.is_open:
-        areas = rule.areas
+        merged_labels = _merge_labels(labels, detection.entity)
         ticket = Ticket(
             incident_id=_incident_id(dedup_key, detection.event_time),
             dedup_key=dedup_key,
@@ -186,10 +217,10 @@ def route(
             status=TicketStatus.TRIGGERED,
             severity=detection.severity,
             priority=rules.priority_of(detection.severity, labels),
-            areas=areas,
+            areas=rule_areas,
             primary_area=rule.primary,
             summary=detection.summary,
-            labels=_merge_labels(labels, detection.entity),
+            labels=merged_labels,
             kinds=(detection.kind,),
             started_at=now,
             last_seen=now,
@@ -197,12 +228,15 @@ def route(
             update_reason="opened",
             runbook=rule.runbook,
             detections=(evidence,),
+            caused_by=context.causes,
+            silenced_by=muting(context.silences, merged_labels, now),
         )
         return IncidentState(ticket, published_at=now), ticket
 
     old = state.ticket
     severity = max(old.severity, detection.severity, key=lambda s: s.rank)
-    areas = _merge(old.areas, rule.areas)
+    areas = _merge(old.areas, rule_areas)
+    caused_by = _merge(old.caused_by, context.causes)
     kinds = _merge(old.kinds, (detection.kind,))
     merged_labels = _merge_labels(old.labels, detection.entity)
     priority = min(old.priority, rules.priority_of(severity, merged_labels))
@@ -213,6 +247,8 @@ def route(
         reasons.append(f"new signal {detection.kind.value}")
     if areas != old.areas:
         reasons.append("new areas " + ", ".join(a.value for a in areas if a not in old.areas))
+    if caused_by != old.caused_by:
+        reasons.append("explained by " + ", ".join(c["summary"] for c in caused_by if c not in old.caused_by))
     if merged_labels != old.labels and not reasons:
         reasons.append("new entity " + ", ".join(f"{k}={v}" for k, v in merged_labels.items() if old.labels.get(k) != v))
     ticket = replace(
@@ -222,6 +258,8 @@ def route(
         areas=areas,
         kinds=kinds,
         labels=merged_labels,
+        caused_by=caused_by,
+        silenced_by=muting(context.silences, merged_labels, now),
         last_seen=now,
         occurrences=old.occurrences + 1,
         summary=old.summary if old.kinds == kinds else f"{old.summary}; {detection.summary}",
@@ -248,11 +286,35 @@ def tick(state: IncidentState, rules: Rules, now: float) -> tuple[IncidentState,
     return state, None
 
 
+def act(state: IncidentState, action: OperatorAction, now: float) -> tuple[IncidentState, Ticket | None]:
+    """Apply what an operator did; an action that changes nothing (acknowledging a resolved incident,
+    resolving twice) publishes nothing."""
+    ticket = state.ticket
+    record = {"at": action.at, "by": action.by, "action": action.action.value, "comment": action.comment}
+    noted = replace(ticket, actions=ticket.actions + (record,))
+    who = f"{action.action.value.replace('_', ' ')} by {action.by}" + (f": {action.comment}" if action.comment else "")
+    if action.action == ActionKind.ACKNOWLEDGE:
+        if ticket.status in (TicketStatus.ACKNOWLEDGED, TicketStatus.RESOLVED):
+            return state, None
+        return _publish(replace(noted, acknowledged_by=action.by), state, now, who, TicketStatus.ACKNOWLEDGED)
+    if action.action == ActionKind.RESOLVE:
+        if ticket.status == TicketStatus.RESOLVED:
+            return state, None
+        return _publish(replace(noted, ended_at=now), state, now, who, TicketStatus.RESOLVED)
+    if action.action == ActionKind.CORRECT_AREAS:
+        record["areas"] = [a.value for a in action.areas]
+        record["previous_areas"] = [a.value for a in ticket.areas]
+        corrected = replace(ticket, areas=action.areas, primary_area=action.areas[0], actions=ticket.actions + (record,))
+        return _publish(corrected, state, now, who)
+    return _publish(noted, state, now, who)
+
+
 def _publish(
     ticket: Ticket, state: IncidentState, now: float, reason: str, status: TicketStatus | None = None
 ) -> tuple[IncidentState, Ticket]:
     if status is None:
-        status = TicketStatus.ACKNOWLEDGED if state.ticket.status == TicketStatus.ACKNOWLEDGED else TicketStatus.UPDATED
+        kept = (TicketStatus.ACKNOWLEDGED, TicketStatus.RESOLVED)
+        status = state.ticket.status if state.ticket.status in kept else TicketStatus.UPDATED
     revision = replace(ticket, revision=state.ticket.revision + 1, status=status, update_reason=reason)
     return IncidentState(revision, published_at=now), revision
 

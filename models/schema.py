@@ -343,6 +343,10 @@ class Ticket:
     ended_at: float | None = None
     runbook: str | None = None
     detections: tuple[dict[str, Any], ...] = ()
+    acknowledged_by: str | None = None
+    caused_by: tuple[dict[str, str], ...] = ()  # open upstream incidents that explain this one
+    silenced_by: tuple[str, ...] = ()  # silence ids: the ticket is recorded but nobody is paged
+    actions: tuple[dict[str, Any], ...] = ()  # operator actions: at, by, action, comment
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -365,6 +369,10 @@ class Ticket:
             "update_reason": self.update_reason,
             "runbook": self.runbook,
             "detections": list(self.detections),
+            "acknowledged_by": self.acknowledged_by,
+            "caused_by": list(self.caused_by),
+            "silenced_by": list(self.silenced_by),
+            "actions": list(self.actions),
         }
 
     @classmethod
@@ -388,4 +396,90 @@ class Ticket:
             ended_at=d.get("ended_at"),
             runbook=d.get("runbook"),
             detections=tuple(d.get("detections", ())),
+            acknowledged_by=d.get("acknowledged_by"),
+            caused_by=tuple(d.get("caused_by", ())),
+            silenced_by=tuple(d.get("silenced_by", ())),
+            actions=tuple(d.get("actions", ())),
+        )
+
+
+# --- operator input -----------------------------------------------------------------------------------
+
+
+class ActionKind(str, Enum):
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+    CORRECT_AREAS = "correct_areas"
+    COMMENT = "comment"
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorAction:
+    """What a person did to an incident. Actions travel as events so every worker and a restart see them."""
+
+    action: ActionKind
+    dedup_key: str
+    by: str
+    at: float
+    comment: str = ""
+    areas: tuple[Area, ...] = ()  # for correct_areas: the areas the incident should have had
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "action", "action": self.action.value, "dedup_key": self.dedup_key, "by": self.by,
+                "at": self.at, "comment": self.comment, "areas": [a.value for a in self.areas]}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> OperatorAction:
+        if not isinstance(d, dict):
+            raise InvalidEvent("an action must be a JSON object")
+        try:
+            action = ActionKind(_get(d, "action"))
+            areas = tuple(Area(a) for a in d.get("areas") or ())
+        except ValueError as exc:
+            raise InvalidEvent(str(exc)) from None
+        if action == ActionKind.CORRECT_AREAS and not areas:
+            raise InvalidEvent("correct_areas needs a non-empty 'areas' list")
+        comment = d.get("comment") or ""
+        if not isinstance(comment, str) or len(comment) > 4096:
+            raise InvalidEvent("field 'comment' must be a string of at most 4096 characters")
+        return cls(action, _string(_get(d, "dedup_key"), "dedup_key"), _string(_get(d, "by"), "by"),
+                   _number(_get(d, "at"), "at"), comment, areas)
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Mutes matching incidents: they are still tracked and published, marked silenced, and nobody is paged.
+
+    A matcher value starting with ``~`` is a regular expression (full match); otherwise it must be equal.
+    """
+
+    id: str
+    matchers: dict[str, str]
+    created_by: str
+    starts_at: float
+    expires_at: float | None = None  # None: until removed (or until resolved, see below)
+    until_resolved: bool = False  # ends when the first incident it silenced resolves
+    comment: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "silence", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Silence:
+        if not isinstance(d, dict):
+            raise InvalidEvent("a silence must be a JSON object")
+        matchers = _get(d, "matchers")
+        if not isinstance(matchers, dict) or not matchers:
+            raise InvalidEvent("field 'matchers' must be a non-empty object of label -> value")
+        expires = _opt_number(d, "expires_at")
+        if expires is None and not d.get("until_resolved"):
+            raise InvalidEvent("a silence needs 'expires_at' or 'until_resolved'")
+        return cls(
+            id=_string(_get(d, "id"), "id"),
+            matchers={str(k): str(v) for k, v in matchers.items()},
+            created_by=_string(_get(d, "created_by"), "created_by"),
+            starts_at=_number(_get(d, "starts_at"), "starts_at"),
+            expires_at=expires,
+            until_resolved=bool(d.get("until_resolved", False)),
+            comment=str(d.get("comment", "")),
         )
