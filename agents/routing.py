@@ -33,6 +33,8 @@ from models.silences import validate
 
 log = logging.getLogger(__name__)
 SOURCE = f"/emlops/{settings.app_id}"
+REVISIONS_KEPT = 50
+PREVIOUS_KEPT = 10
 
 
 async def submit_action(action: OperatorAction) -> None:
@@ -103,10 +105,22 @@ def _apply(message: Any, state: IncidentState | None, now: float) -> tuple[Incid
     return route(detection, state, routing_rules, now, _context(detection))
 
 
+def _stored(state: IncidentState, ticket: Ticket | None, before: dict[str, Any] | None) -> dict[str, Any]:
+    """The table value: routing state plus the history the ops views show (revisions, earlier incidents)."""
+    before = before or {}
+    revisions, previous = before.get("revisions", []), before.get("previous", [])
+    if ticket is not None:
+        if ticket.revision == 1 and revisions:  # a new incident under this key: the old one becomes history
+            previous = (previous + [revisions[-1]])[-PREVIOUS_KEPT:]
+            revisions = []
+        revisions = (revisions + [ticket.to_dict()])[-REVISIONS_KEPT:]
+    return {**state.to_dict(), "revisions": revisions, "previous": previous}
+
+
 @app.agent(detections_topic)
 async def route_detections(stream):  # type: ignore[no-untyped-def]
     async for event in stream.events():
-        key = event.message.key.decode() if event.message.key else ""
+        key = event.message.key or b""
         try:
             stored = incidents_table.get(key)
             state, ticket = _apply(codec.loads(event.value), IncidentState.from_dict(stored) if stored else None,
@@ -115,7 +129,7 @@ async def route_detections(stream):  # type: ignore[no-untyped-def]
             await dead_letter(event, f"bad routing message: {exc}")
             continue
         if state is not None:
-            incidents_table[key] = state.to_dict()
+            incidents_table[key] = _stored(state, ticket, stored)
         if ticket is not None:
             await publish(ticket)
 
@@ -141,4 +155,4 @@ async def request_ticks() -> None:
     now = time.time()
     for key, stored in list(incidents_table.items()):
         if tick(IncidentState.from_dict(stored), routing_rules, now)[1] is not None:
-            await detections_topic.send(key=key.encode(), value=codec.dumps({"type": "tick"}))
+            await detections_topic.send(key=key, value=codec.dumps({"type": "tick"}))

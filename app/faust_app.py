@@ -55,8 +55,14 @@ predictions_topic, infrastructure_topic, detections_topic, incidents_topic, sile
 )
 
 _JSON = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
-# Incident state by dedup key, changelogged, so a restarted worker continues its open incidents.
-incidents_table = app.Table("incidents", partitions=settings.partitions, schema=_JSON)
+# Incident state and revision history by dedup key, changelogged, so a restarted worker continues its open
+# incidents. Keys are the raw dedup-key bytes of the detections topic, so Faust's table routing (web views
+# with several workers) hashes a key to the same partition the router owns.
+incidents_table = app.Table(
+    "incidents",
+    partitions=settings.partitions,
+    schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+)
 # Global: every worker's router needs every silence, and the open upstream incidents (by source) that may
 # explain a model's tickets wherever that model's partition lives.
 silences_table = app.GlobalTable("silences", partitions=1, schema=_JSON)
