@@ -16,6 +16,7 @@ from agents.intake import dead_letter
 from agents.metrics import metrics
 from app.faust_app import (
     app,
+    area_feedback_table,
     causes_table,
     detections_topic,
     incidents_table,
@@ -27,8 +28,9 @@ from app.faust_app import (
 )
 from models import codec
 from models.cloudevents import ticket_headers
-from models.routing import IncidentState, RoutingContext, act, route, tick
-from models.schema import Detection, InvalidEvent, OperatorAction, Silence, Ticket, TicketStatus
+from models.learned_routing import AreaLearner, incident_features
+from models.routing import IncidentState, RoutingContext, act, is_area_correction, route, tick
+from models.schema import ActionKind, Area, Detection, InvalidEvent, OperatorAction, Silence, Ticket, TicketStatus
 from models.silences import validate
 
 log = logging.getLogger(__name__)
@@ -51,18 +53,54 @@ async def expire_silence(silence_id: str) -> None:
     await silences_topic.send(key=silence_id.encode(), value=codec.dumps({"type": "expire", "id": silence_id}))
 
 
+class _Learned:
+    """This worker's copy of the learned router, caught up from the global feedback table before use."""
+
+    def __init__(self) -> None:
+        self.learner = AreaLearner()
+        self.applied: set[str] = set()
+
+    def areas_for(self, detection: Detection) -> tuple[Area, ...]:
+        if len(area_feedback_table) != len(self.applied):
+            for key, feedback in sorted(area_feedback_table.items()):
+                if key not in self.applied:
+                    self.learner.learn(feedback["features"], (Area(a) for a in feedback["areas"]))
+                    self.applied.add(key)
+        features = incident_features((detection.kind,), detection.entity)
+        return self.learner.extra_areas(features, routing_rules.rule_for(detection.kind).areas)
+
+
+learned = _Learned()
+
+
 def _context(detection: Detection) -> RoutingContext:
     silences = tuple(Silence.from_dict(v) for v in silences_table.values())
+    learned_areas = learned.areas_for(detection)
     model = detection.entity.get("model")
     if model is None or routing_rules.rule_for(detection.kind).group_by[0] != "model":
-        return RoutingContext(silences=silences)
+        return RoutingContext(silences=silences, learned_areas=learned_areas)
     upstream = set(routing_rules.depends_on.get(model, ()))
     causes = tuple(
         {"incident_id": c["incident_id"], "dedup_key": c["dedup_key"], "summary": c["summary"]}
         for source, c in sorted(causes_table.items())
         if source in upstream or model in c["models"]
     )
-    return RoutingContext(silences=silences, causes=causes)
+    return RoutingContext(silences=silences, causes=causes, learned_areas=learned_areas)
+
+
+def _record_feedback(ticket: Ticket) -> None:
+    """A correction teaches the learned router; so does an incident resolved without one (a confirmation)."""
+    corrected = is_area_correction(ticket)
+    confirmed = ticket.status == TicketStatus.RESOLVED and not any(
+        a["action"] == ActionKind.CORRECT_AREAS.value for a in ticket.actions)
+    if corrected or confirmed:
+        area_feedback_table[f"{ticket.incident_id}:{ticket.revision}"] = {
+            "features": incident_features(ticket.kinds, ticket.labels),
+            "areas": [a.value for a in ticket.areas],
+            "kind": "correction" if corrected else "confirmation",
+            "by": ticket.actions[-1]["by"] if corrected else None,
+            "at": ticket.last_seen,
+        }
 
 
 def _remember_cause(ticket: Ticket) -> None:
@@ -81,6 +119,7 @@ def _remember_cause(ticket: Ticket) -> None:
 async def publish(ticket: Ticket) -> None:
     metrics.tickets[ticket.status.value] += 1
     _remember_cause(ticket)
+    _record_feedback(ticket)
     await incidents_topic.send(
         key=ticket.dedup_key.encode(), value=codec.dumps(ticket.to_dict()), headers=ticket_headers(ticket, SOURCE)
     )

@@ -67,3 +67,5 @@ incidents_table = app.Table(
 # explain a model's tickets wherever that model's partition lives.
 silences_table = app.GlobalTable("silences", partitions=1, schema=_JSON)
 causes_table = app.GlobalTable("causes", partitions=settings.partitions, schema=_JSON)
+# Operators' area corrections (and silent confirmations), the learned router's training data and history.
+area_feedback_table = app.GlobalTable("area-feedback", partitions=settings.partitions, schema=_JSON)

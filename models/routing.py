@@ -69,7 +69,9 @@ class Rules:
         return canonical, labels
 
     def priority_of(self, severity: Severity, labels: Mapping[str, str]) -> str:
-        tier = self.tiers.get(labels.get("model", ""), self.default_tier)
+        """The most critical model an incident touches sets its tier (labels may hold several models)."""
+        models = labels.get("model", "").split(",")
+        tier = min(self.tiers.get(m, self.default_tier) for m in models)
         return self.priority[severity][tier - 1]
 
     def with_overrides(self, **values: float) -> Rules:
@@ -90,8 +92,35 @@ def load_rules(path: str | Path | None = None) -> Rules:
     return parse_rules(data, where)
 
 
+SECTIONS = {"defaults", "priority", "catalogue", "rule"}
+DEFAULT_KEYS = {"group_interval_s", "resolve_after_s", "default_tier"}
+
+
 def parse_rules(data: Mapping[str, Any], where: str = "rules") -> Rules:
+    """Validate parsed rules; every problem, including a value of the wrong type, is a RulesError naming
+    the file, because a worker with half-understood rules would page the wrong people."""
+    try:
+        return _parse_rules(data, where)
+    except RulesError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise RulesError(f"{where}: a value has the wrong type or shape ({type(exc).__name__}: {exc}); "
+                         "compare with the shipped models/rules/default.toml") from None
+
+
+def _parse_rules(data: Mapping[str, Any], where: str) -> Rules:
+    unknown = sorted(set(data) - SECTIONS)
+    if unknown:
+        raise RulesError(f"{where}: unknown section(s) {unknown}; expected {sorted(SECTIONS)}")
     defaults = data.get("defaults", {})
+    unknown = sorted(set(defaults) - DEFAULT_KEYS)
+    if unknown:
+        raise RulesError(f"{where}: unknown [defaults] key(s) {unknown}; expected {sorted(DEFAULT_KEYS)}")
+    timings = {name: float(defaults.get(name, fallback))
+               for name, fallback in (("group_interval_s", 60), ("resolve_after_s", 600))}
+    for name, value in timings.items():
+        if value <= 0:
+            raise RulesError(f"{where}: [defaults] {name} must be > 0, got {value}")
     default_tier = int(defaults.get("default_tier", 2))
     priority: dict[Severity, tuple[str, ...]] = {}
     for name, row in data.get("priority", {}).items():
@@ -151,8 +180,7 @@ def parse_rules(data: Mapping[str, Any], where: str = "rules") -> Rules:
         tiers=tiers,
         depends_on=depends_on,
         default_tier=default_tier,
-        group_interval_s=float(defaults.get("group_interval_s", 60)),
-        resolve_after_s=float(defaults.get("resolve_after_s", 600)),
+        **timings,
     )
 
 
@@ -208,6 +236,8 @@ def route(
     dedup_key, labels = rules.group(detection)
     evidence = detection.to_dict()
     rule_areas = _merge(rule.areas, context.learned_areas)
+    if state is not None and _already_seen(detection, state.ticket):
+        return state, None
     if state is None or not state.is_open:
         merged_labels = _merge_labels(labels, detection.entity)
         ticket = Ticket(
@@ -216,7 +246,7 @@ def route(
             revision=1,
             status=TicketStatus.TRIGGERED,
             severity=detection.severity,
-            priority=rules.priority_of(detection.severity, labels),
+            priority=rules.priority_of(detection.severity, merged_labels),
             areas=rule_areas,
             primary_area=rule.primary,
             summary=detection.summary,
@@ -272,6 +302,18 @@ def route(
     return IncidentState(ticket, state.published_at, state.unpublished + 1), None
 
 
+def _already_seen(detection: Detection, ticket: Ticket) -> bool:
+    """A replay (a restarted worker re-reading detections) must not count twice nor reopen an incident:
+    the same detection is already in the ticket, or it is older than an incident that has ended."""
+    if ticket.status == TicketStatus.RESOLVED:
+        newest = max((d["event_time"] for d in ticket.detections), default=float("-inf"))
+        return detection.event_time <= newest
+    return any(
+        d["event_time"] == detection.event_time and d["kind"] == detection.kind.value and d["entity"] == detection.entity
+        for d in ticket.detections
+    )
+
+
 def tick(state: IncidentState, rules: Rules, now: float) -> tuple[IncidentState, Ticket | None]:
     """Time passing: flush rate-limited occurrences, or resolve an incident that has gone quiet."""
     if not state.is_open:
@@ -307,6 +349,12 @@ def act(state: IncidentState, action: OperatorAction, now: float) -> tuple[Incid
         corrected = replace(ticket, areas=action.areas, primary_area=action.areas[0], actions=ticket.actions + (record,))
         return _publish(corrected, state, now, who)
     return _publish(noted, state, now, who)
+
+
+def is_area_correction(ticket: Ticket) -> bool:
+    """Whether this revision is the one an operator's area correction produced."""
+    return bool(ticket.actions) and ticket.actions[-1]["action"] == ActionKind.CORRECT_AREAS.value \
+        and ticket.update_reason.startswith("correct areas by ")
 
 
 def _publish(

@@ -100,6 +100,13 @@ def _opt_number(d: Mapping[str, Any], name: str) -> float | None:
     return None if value is None else _number(value, name)
 
 
+def _version(value: Any) -> str:
+    """Versions are strings, but serving stacks often log them as numbers: accept both, nothing else."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise InvalidEvent(f"field 'version' must be a string or a number, got {type(value).__name__}")
+    return _string(str(value), "version")
+
+
 def _timestamp(d: Mapping[str, Any], name: str = "timestamp") -> float:
     """Epoch seconds, or an ISO 8601 string with a time zone (what most serving stacks log)."""
     value = _get(d, name)
@@ -184,7 +191,7 @@ class PredictionEvent:
         return cls(
             request_id=_string(_get(d, "request_id"), "request_id"),
             model=_string(_get(d, "model"), "model"),
-            version=_string(str(_get(d, "version")), "version"),
+            version=_version(_get(d, "version")),
             timestamp=_timestamp(d),
             features=_features(_get(d, "features")),
             prediction=prediction,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -65,7 +66,8 @@ def test_published_tickets_validate_against_the_ticket_schema() -> None:
     detection = Detection(DetectionKind.FEATURE_DRIFT, {"model": "m", "version": "1", "feature": "x"}, 0.7,
                           Severity.CRITICAL, 10.0, "adwin_mean_shift", {"effect_size": 3.0}, "x drifted")
     state, opened = route(detection, None, rules, now=100.0)
-    _, updated = route(detection, state, rules, now=100.0 + rules.group_interval_s)
+    later = replace(detection, event_time=20.0)
+    _, updated = route(later, state, rules, now=100.0 + rules.group_interval_s)
     for ticket in (opened, updated):
         assert ticket is not None
         validator("ticket").validate(json.loads(json.dumps(ticket.to_dict())))
