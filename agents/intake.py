@@ -55,6 +55,7 @@ async def process_batch(
         try:
             record = decode(codec.loads(event.value))
         except InvalidEvent as exc:
+            metrics.decode_failures[event.message.topic] += 1
             await dead_letter(event, str(exc))
             continue
         try:

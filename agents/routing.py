@@ -116,8 +116,9 @@ def _remember_cause(ticket: Ticket) -> None:
                             "summary": ticket.summary, "models": models}
 
 
-async def publish(ticket: Ticket) -> None:
-    metrics.tickets[ticket.status.value] += 1
+async def publish(ticket: Ticket, event_time: float | None = None) -> None:
+    """``event_time``: of the input event behind the detection that caused this revision, if one did."""
+    metrics.ticket_published(ticket, event_time)
     _remember_cause(ticket)
     _record_feedback(ticket)
     await incidents_topic.send(
@@ -162,15 +163,16 @@ async def route_detections(stream):  # type: ignore[no-untyped-def]
         key = event.message.key or b""
         try:
             stored = incidents_table.get(key)
-            state, ticket = _apply(codec.loads(event.value), IncidentState.from_dict(stored) if stored else None,
-                                   time.time())
+            message = codec.loads(event.value)
+            state, ticket = _apply(message, IncidentState.from_dict(stored) if stored else None, time.time())
         except (InvalidEvent, ValueError, KeyError) as exc:
             await dead_letter(event, f"bad routing message: {exc}")
             continue
         if state is not None:
             incidents_table[key] = _stored(state, ticket, stored)
         if ticket is not None:
-            await publish(ticket)
+            by_detection = message.get("type") not in ("tick", "action") and ticket.detections
+            await publish(ticket, ticket.detections[-1]["event_time"] if by_detection else None)
 
 
 @app.agent(silences_topic)
