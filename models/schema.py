@@ -316,6 +316,9 @@ class Detection:
         entity = _get(d, "entity")
         if not isinstance(entity, dict):
             raise InvalidEvent("field 'entity' must be an object")
+        evidence = d.get("evidence") or {}
+        if not isinstance(evidence, dict):
+            raise InvalidEvent("field 'evidence' must be an object")
         return cls(
             kind=kind,
             entity={str(k): str(v) for k, v in entity.items()},
@@ -323,7 +326,7 @@ class Detection:
             severity=severity,
             event_time=_timestamp(d, "event_time"),
             detector=_string(_get(d, "detector"), "detector"),
-            evidence=dict(d.get("evidence") or {}),
+            evidence=evidence,
             summary=str(d.get("summary", "")),
         )
 
@@ -439,9 +442,12 @@ class OperatorAction:
     def from_dict(cls, d: Any) -> OperatorAction:
         if not isinstance(d, dict):
             raise InvalidEvent("an action must be a JSON object")
+        raw_areas = d.get("areas") or []
+        if not isinstance(raw_areas, list):
+            raise InvalidEvent("field 'areas' must be a list of experience areas")
         try:
             action = ActionKind(_get(d, "action"))
-            areas = tuple(Area(a) for a in d.get("areas") or ())
+            areas = tuple(Area(a) for a in raw_areas)
         except ValueError as exc:
             raise InvalidEvent(str(exc)) from None
         if action == ActionKind.CORRECT_AREAS and not areas:
