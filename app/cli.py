@@ -7,6 +7,7 @@ import os
 import sys
 
 from app import broker
+from app.config import main as config_main
 
 
 def _worker(argv: list[str]) -> int:
@@ -34,6 +35,7 @@ COMMANDS = {
     "broker": (broker.main, "start|stop|status the local Apache Kafka broker"),
     "worker": (_worker, "run the streaming worker (arguments go to 'faust worker')"),
     "demo": (_demo, "run the whole pipeline on demo traffic and print the tickets"),
+    "config": (config_main, "check a configuration file and print what it understood"),
 }
 
 

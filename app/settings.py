@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from app.config import InputSpec, ModelEntry, SinkSpec, load_config
 from models.config import MonitorConfig
 
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
@@ -42,6 +43,12 @@ class Settings:
     batch_size: int = 500
     batch_within_s: float = 0.05
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    # From the configuration file (EMLOPS_CONFIG); see app/config.py.
+    config_file: str | None = None
+    inputs: tuple[InputSpec, ...] = ()  # extra input topics in other formats
+    catalogue: tuple[ModelEntry, ...] = ()  # models: tier, owner, services and pipelines, features
+    model_monitors: Mapping[str, MonitorConfig] = field(default_factory=dict)  # per-model monitor overrides
+    sinks: tuple[SinkSpec, ...] = ()  # ticket deliveries besides the incidents topic
 
     @property
     def bootstrap(self) -> str:
@@ -54,6 +61,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        file = load_config(env.get("EMLOPS_CONFIG"), env)
+        env = {**file.environment, **env}  # the environment wins over the file
 
         def opt(name: str) -> str | None:
             return env.get(name) or None
@@ -81,6 +90,12 @@ class Settings:
             resolve_after_s=number("EMLOPS_RESOLVE_AFTER_S", None),
             group_interval_s=number("EMLOPS_GROUP_INTERVAL_S", None),
             tick_interval_s=float(env.get("EMLOPS_TICK_INTERVAL_S", 5.0)),
+            monitor=file.monitor,
+            config_file=file.path,
+            inputs=file.inputs,
+            catalogue=file.catalogue,
+            model_monitors=file.model_monitors,
+            sinks=file.sinks,
         )
 
     def kafka_client_options(self) -> dict[str, object]:
