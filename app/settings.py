@@ -35,6 +35,8 @@ class Settings:
     topics: Topics = field(default_factory=Topics)
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    api_token: str | None = field(default=None, repr=False)  # operator actions need it; never logged
+    api_reads: str = "loopback"  # who may use the read-only views: loopback | open | token
     data_dir: str = ".emlops-data"
     rules_file: str | None = None
     resolve_after_s: float | None = None
@@ -85,6 +87,8 @@ class Settings:
             topics=topics,
             web_host=env.get("EMLOPS_WEB_HOST", "127.0.0.1"),
             web_port=int(env.get("EMLOPS_WEB_PORT", 6066)),
+            api_token=opt("EMLOPS_API_TOKEN"),
+            api_reads=env.get("EMLOPS_API_READS", "loopback"),
             data_dir=env.get("EMLOPS_DATA_DIR", ".emlops-data"),
             rules_file=opt("EMLOPS_RULES"),
             resolve_after_s=number("EMLOPS_RESOLVE_AFTER_S", None),
