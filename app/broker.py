@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Mapping
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -33,6 +33,9 @@ JAVA17 = Path("/usr/lib/jvm/java-17-openjdk-amd64/bin/java")
 PACKAGE_KAFKA_DIR = Path(__file__).resolve().with_name("kafka")
 READY_LINE = "Kafka Server started"
 MAVEN_TIMEOUT = 900.0
+SASL_LISTENER = "SASL_PLAINTEXT"
+SCRAM_MECHANISMS = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
+SCRAM_ITERATIONS = 4096  # Kafka's minimum
 
 
 class BrokerError(RuntimeError):
@@ -133,14 +136,28 @@ class LocalBroker:
     port: int = 9092
     controller_port: int = 9093
     home: Path | None = None
+    # An extra SASL_PLAINTEXT listener with SCRAM-SHA-256 and -512, for trying authentication locally. The
+    # users are written into the KRaft storage when it is first formatted (a reused data dir keeps its old
+    # users). The PLAINTEXT listener on `port` stays: inter-broker traffic and the readiness check use it.
+    sasl_port: int | None = None
+    scram_users: Mapping[str, str] = field(default_factory=dict, repr=False)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if self.scram_users and self.sasl_port is None:
+            raise ValueError("scram_users needs a sasl_port for the SASL_PLAINTEXT listener")
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_PLAINTEXT (SCRAM) listener; only when the broker was given a ``sasl_port``."""
+        if self.sasl_port is None:
+            raise BrokerError("this broker has no SASL listener (no sasl_port)")
+        return f"127.0.0.1:{self.sasl_port}"
 
     @property
     def pid_file(self) -> Path:
@@ -175,7 +192,7 @@ class LocalBroker:
             if not _port_open(self.port):
                 self._wait_ready(deadline, timeout)
             return self.bootstrap
-        for port in (self.port, self.controller_port):
+        for port in (self.port, self.controller_port, *([self.sasl_port] if self.sasl_port else [])):
             if _port_open(port):
                 raise BrokerError(
                     f"127.0.0.1:{port} is already taken by another process; choose other ports "
@@ -232,6 +249,7 @@ class LocalBroker:
             "pid": pid,
             "bootstrap": self.bootstrap,
             "data_dir": str(self.data_dir),
+            **({"sasl_bootstrap": self.sasl_bootstrap} if self.sasl_port is not None else {}),
         }
 
     def __enter__(self) -> LocalBroker:
@@ -245,6 +263,10 @@ class LocalBroker:
 
     def _server_properties(self) -> str:
         listeners = f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+        protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        if self.sasl_port is not None:
+            listeners += f",{SASL_LISTENER}://127.0.0.1:{self.sasl_port}"
+            protocols += f",{SASL_LISTENER}:SASL_PLAINTEXT"
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -253,7 +275,7 @@ class LocalBroker:
             "advertised.listeners": listeners,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": protocols,
             "log.dirs": str(self.data_dir / "data"),
             # Topics are declared explicitly by the app; a typo must fail, not create a topic.
             "auto.create.topics.enable": "false",
@@ -267,7 +289,18 @@ class LocalBroker:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
         }
+        if self.sasl_port is not None:
+            settings["sasl.enabled.mechanisms"] = ",".join(SCRAM_MECHANISMS)
+            # The server side of SCRAM needs a login module but no secret: the users' salted credentials
+            # live in the cluster metadata (see _scram_arguments), never in this file.
+            for mechanism in SCRAM_MECHANISMS:
+                settings[f"listener.name.{SASL_LISTENER.lower()}.{mechanism.lower()}.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                )
         header = "# Written by app/broker.py on every start; edits are overwritten.\n"
+        if self.scram_users:
+            # Names only; a different user set makes start() refuse to reuse a running broker.
+            header += f"# SCRAM users: {','.join(sorted(self.scram_users))}\n"
         return header + "".join(f"{key}={value}\n" for key, value in settings.items())
 
     def _logging_flags(self) -> list[str]:
@@ -294,7 +327,8 @@ class LocalBroker:
         cluster_id = self._cluster_id()
         result = subprocess.run(
             [java, *self._logging_flags(), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-             "--standalone", "-t", cluster_id, "-c", str(self._properties), "--ignore-formatted"],
+             "--standalone", "-t", cluster_id, "-c", str(self._properties), "--ignore-formatted",
+             *self._scram_arguments()],
             cwd=self.data_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
         )
         if result.returncode != 0:
@@ -302,6 +336,26 @@ class LocalBroker:
                 f"formatting Kafka storage in {self.data_dir / 'data'} failed (exit {result.returncode}):\n"
                 f"{_tail(result.stdout + result.stderr)}"
             )
+
+    def _scram_arguments(self) -> list[str]:
+        """``--add-scram`` for every user and mechanism, as salt and salted password (PBKDF2, RFC 5802).
+
+        Kafka accepts the salted form at format time, so the plain passwords never reach a command line
+        (visible in /proc) or a file.
+        """
+        arguments = []
+        for name, password in sorted(self.scram_users.items()):
+            if not name or any(c in name for c in ",=[]\"") or not password:
+                raise BrokerError(f"SCRAM user {name!r}: the name must be non-empty without , = [ ] \" "
+                                  "and the password non-empty")
+            for mechanism, digest in SCRAM_MECHANISMS.items():
+                salt = os.urandom(16)
+                salted = hashlib.pbkdf2_hmac(digest, password.encode(), salt, SCRAM_ITERATIONS)
+                arguments += ["--add-scram", (
+                    f"{mechanism}=[name={name},iterations={SCRAM_ITERATIONS},"
+                    f"salt={base64.b64encode(salt).decode()},saltedpassword={base64.b64encode(salted).decode()}]"
+                )]
+        return arguments
 
     def _wait_ready(self, deadline: float, timeout: float) -> None:
         while True:

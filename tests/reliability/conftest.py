@@ -1,0 +1,58 @@
+"""Reliability and security tests: real brokers and real worker processes, broken on purpose.
+
+The PLAINTEXT broker fixtures of tests/integration are reused as they are (``local_broker``, ``bootstrap``,
+``pipeline``: the cluster named by KAFKA_BOOTSTRAP_SERVERS, or else a broker started from the Maven jars).
+Pytest keeps one session instance per directory, so a run of both folders without KAFKA_BOOTSTRAP_SERVERS
+starts one local broker for each. ``scram_broker`` is a broker of its own with a SASL/SCRAM listener; it
+is started whatever KAFKA_BOOTSTRAP_SERVERS says, because that cluster's security is not ours to choose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.broker import BrokerError, LocalBroker, free_port
+from tests.integration.conftest import bootstrap, local_broker, pipeline  # noqa: F401  (fixtures)
+
+_HERE = Path(__file__).resolve().parent
+
+SCRAM_USER = "emlops-worker"
+# Distinctive, so a leak is found by a plain substring search of logs, tickets and metrics.
+SCRAM_PASSWORD = "pw-7Qx9-not-for-logs-4kZt"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def _free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+@pytest.fixture(scope="session")
+def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """A broker whose client listener (``sasl_bootstrap``) requires SASL/SCRAM, with one user."""
+    port, controller_port, sasl_port = _free_ports(3)
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka-scram"), port=port, controller_port=controller_port,
+                         sasl_port=sasl_port, scram_users={SCRAM_USER: SCRAM_PASSWORD})
+    failure = None
+    try:
+        broker.start()
+    except BrokerError as exc:
+        failure = str(exc)
+    if failure is not None:
+        pytest.fail(f"could not start a local Kafka broker with a SCRAM listener: {failure}", pytrace=False)
+    try:
+        yield broker
+    finally:
+        broker.stop()
