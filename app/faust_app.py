@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from app.kafka_access import check_before_start, config_problems
 from app.settings import Settings
 from app.topics import TopicSpec, topic_specs
 from models.routing import load_rules
@@ -17,7 +18,9 @@ routing_rules = load_rules(settings.rules_file).with_overrides(
 
 
 def _credentials(s: Settings) -> faust.types.auth.CredentialsT | None:
-    if s.sasl_mechanism:
+    if config_problems(s):
+        return None  # the worker exits at start naming the problems (see below)
+    if s.security_protocol.startswith("SASL_"):
         context = s.kafka_client_options().get("ssl_context")
         return faust.SASLCredentials(
             username=s.sasl_username, password=s.sasl_password, mechanism=s.sasl_mechanism, ssl_context=context
@@ -41,6 +44,9 @@ app = faust.App(
     web_port=settings.web_port,
     consumer_auto_offset_reset="earliest",
 )
+# Before the worker connects: security settings that contradict each other, or a broker that refuses these
+# credentials, stop it with one clear line and exit code 78 or 77, not a retry loop or a bootstrap traceback.
+app.on_worker_init.connect(lambda sender, **_: check_before_start(settings))
 
 
 def _topic(spec: TopicSpec) -> faust.TopicT:
