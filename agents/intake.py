@@ -12,11 +12,15 @@ from typing import Any, Callable, Iterable, Sequence
 import faust
 
 from agents.metrics import metrics
-from app.faust_app import dead_letter_topic, detections_topic, routing_rules
+from app.config import build_input_adapters
+from app.faust_app import dead_letter_topic, detections_topic, routing_rules, settings
 from models import codec
 from models.schema import Detection, InvalidEvent
 
 log = logging.getLogger(__name__)
+# Extra input topics speak other formats (configuration file [[inputs]]); their adapters translate each
+# message into native events (none while half of a request/response pair waits, several for a batch).
+input_adapters = build_input_adapters(settings)
 
 
 async def dead_letter(event: faust.types.EventT, reason: str) -> None:
@@ -52,14 +56,19 @@ async def process_batch(
     found: list[Detection] = []
     for event in events:
         metrics.consumed[event.message.topic] += 1
+        adapter = input_adapters.get(event.message.topic)
         try:
-            record = decode(codec.loads(event.value))
+            if adapter is None:
+                records = [decode(codec.loads(event.value))]
+            else:
+                records = adapter.translate(event.value, event.message.headers, event.message.timestamp or 0.0)
         except InvalidEvent as exc:
             metrics.decode_failures[event.message.topic] += 1
             await dead_letter(event, str(exc))
             continue
         try:
-            found.extend(observe(record))
+            for record in records:
+                found.extend(observe(record))
         except Exception as exc:  # a monitor bug must cost one event, not the worker
             log.exception("monitor failed on %s[%s]@%s", event.message.topic, event.message.partition,
                           event.message.offset)

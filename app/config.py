@@ -6,7 +6,7 @@ One file, named by ``EMLOPS_CONFIG`` (``emlops config check FILE`` validates one
   ``sasl_password``, ``ssl_cafile``; each is the environment variable ``KAFKA_<NAME>``.
 * ``[emlops]``: ``app_id``, ``topic_prefix``, ``partitions``, ``web_host``, ``web_port``, ``data_dir``, ``rules``,
   ``resolve_after_s``, ``group_interval_s``, ``tick_interval_s``; each is ``EMLOPS_<NAME>``.
-* ``[[inputs]]``: extra input topics and their formats (``topic``, ``format``, ``partitions``, ``options``).
+* ``[[inputs]]``: extra input topics and their formats (``topic``, ``format``, ``options``).
 * ``[monitor]``: monitor defaults (:class:`models.config.MonitorConfig` fields), ``EMLOPS_MONITOR_<FIELD>``.
 * ``[models.<name>]``: the model catalogue: ``tier``, ``owner``, ``services``, ``pipelines``, ``features`` and
   ``[models.<name>.monitor]`` overrides for that model.
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from models.adapters import FORMATS, SourceLink, check_options, target_of
+from models.adapters import FORMATS, Adapter, SourceLink, check_options, target_of
 from models.adapters.delivery import Backoff, Route
 from models.config import MonitorConfig
 from models.schema import Area
@@ -55,7 +55,6 @@ class InputSpec:
     topic: str
     format: str
     options: Mapping[str, Any] = field(default_factory=dict)
-    partitions: int | None = None
 
     @property
     def target(self) -> str:
@@ -233,7 +232,7 @@ def _model(name: str, entry: Any, where: str) -> ModelEntry:
 
 
 def _input(raw: Mapping[str, Any], where: str) -> InputSpec:
-    unknown = sorted(set(raw) - {"topic", "format", "options", "partitions"})
+    unknown = sorted(set(raw) - {"topic", "format", "options"})
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}")
     topic, format = raw.get("topic"), raw.get("format")
@@ -248,10 +247,7 @@ def _input(raw: Mapping[str, Any], where: str) -> InputSpec:
         check_options(format, options)
     except ValueError as exc:
         raise ConfigError(f"{where} ({topic}): {exc}") from None
-    partitions = raw.get("partitions")
-    if partitions is not None and (isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1):
-        raise ConfigError(f"{where} ({topic}): partitions must be a positive integer")
-    return InputSpec(topic, format, dict(options), partitions)
+    return InputSpec(topic, format, dict(options))
 
 
 def _env_name(sink: str) -> str:
@@ -443,15 +439,22 @@ def effective_rules(settings: Settings) -> Rules:
     return apply_catalogue(load_rules(settings.rules_file).with_overrides(**overrides), settings.catalogue)
 
 
-def check_inputs(settings: Settings) -> None:
-    """Extra inputs must not be emlops' own topics, and each must make an adapter."""
+def build_input_adapters(settings: Settings) -> dict[str, Adapter]:
+    """One adapter per extra input topic, with what the catalogue knows (feature names, source topology)."""
     from models.adapters import build_adapter
 
+    names, links = feature_names(settings.catalogue), source_links(settings.catalogue)
+    return {spec.topic: build_adapter(spec.format, spec.options, feature_names=names, links=links)
+            for spec in settings.inputs}
+
+
+def check_inputs(settings: Settings) -> None:
+    """Extra inputs must not be emlops' own topics, and each must make an adapter."""
     own = {getattr(settings.topics, name): name for name in settings.topics.__dataclass_fields__}
     for spec in settings.inputs:
         if spec.topic in own:
             raise ConfigError(f"input topic {spec.topic!r} is emlops' own {own[spec.topic]} topic")
-        build_adapter(spec.format, spec.options)
+    build_input_adapters(settings)
 
 
 def main(argv: list[str]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from app.config import apply_catalogue
 from app.kafka_access import check_before_start, config_problems
 from app.settings import Settings
 from app.topics import TopicSpec, topic_specs
@@ -11,10 +12,10 @@ from models.routing import load_rules
 
 settings = Settings.from_env()
 # Loaded at import so a bad rules file stops the worker at start with the reason, not on the first detection.
-routing_rules = load_rules(settings.rules_file).with_overrides(
+routing_rules = apply_catalogue(load_rules(settings.rules_file).with_overrides(
     **{k: v for k, v in (("resolve_after_s", settings.resolve_after_s),
                          ("group_interval_s", settings.group_interval_s)) if v is not None}
-)
+), settings.catalogue)
 
 
 def _credentials(s: Settings) -> faust.types.auth.CredentialsT | None:
@@ -59,6 +60,19 @@ def _topic(spec: TopicSpec) -> faust.TopicT:
 predictions_topic, infrastructure_topic, detections_topic, incidents_topic, silences_topic, dead_letter_topic = (
     _topic(spec) for spec in topic_specs(settings)
 )
+
+
+def _inputs(native: faust.TopicT, target: str) -> faust.TopicT:
+    """The native topic plus the extra input topics (configuration file [[inputs]]) its agent also reads."""
+    extra = [spec.topic for spec in settings.inputs if spec.target == target]
+    if not extra:
+        return native
+    return app.topic(native.get_topic_name(), *extra, partitions=settings.partitions, internal=True,
+                     key_type=bytes, value_type=bytes)
+
+
+prediction_inputs = _inputs(predictions_topic, "predictions")
+infrastructure_inputs = _inputs(infrastructure_topic, "infrastructure")
 
 _JSON = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
 # Incident state and revision history by dedup key, changelogged, so a restarted worker continues its open

@@ -31,6 +31,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
+def input_topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Extra input topics in other formats (configuration file [[inputs]]), created if missing."""
+    return [TopicSpec(spec.topic, settings.partitions, {}) for spec in settings.inputs]
+
+
 async def ensure_topics(settings: Settings) -> None:
     """Create missing topics; existing ones are left as they are."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
@@ -39,7 +44,7 @@ async def ensure_topics(settings: Settings) -> None:
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(s.name, s.partitions, 1, topic_configs=s.config)
-            for s in topic_specs(settings)
+            for s in [*topic_specs(settings), *input_topic_specs(settings)]
             if s.name not in existing
         ]
         for topic in missing:

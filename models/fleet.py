@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Mapping
 
 from models.config import MonitorConfig
 from models.label_join import LabelJoin
@@ -16,12 +17,15 @@ ModelKey = tuple[str, str, "str | None"]
 class ModelFleet:
     """Routes prediction and label events to their model version's monitor, joining labels on the way."""
 
-    def __init__(self, config: MonitorConfig | None = None) -> None:
+    def __init__(self, config: MonitorConfig | None = None, per_model: Mapping[str, MonitorConfig] | None = None) -> None:
         self.config = c = config or MonitorConfig()
+        self.per_model = m = dict(per_model or {})  # models with their own settings (config file overrides)
         self.monitors: Registry[ModelKey, ModelMonitor] = Registry(
-            lambda key: ModelMonitor(key[0], key[1], key[2], c), c.max_keys
+            lambda key: ModelMonitor(key[0], key[1], key[2], m.get(key[0], c)), c.max_keys
         )
-        self.joins: Registry[str, LabelJoin] = Registry(lambda _: LabelJoin(c.pending_max, c.pending_ttl_s), c.max_keys)
+        self.joins: Registry[str, LabelJoin] = Registry(
+            lambda model: LabelJoin(m.get(model, c).pending_max, m.get(model, c).pending_ttl_s), c.max_keys
+        )
 
     def observe(self, event: PredictionEvent | LabelEvent) -> list[Detection]:
         if isinstance(event, PredictionEvent):

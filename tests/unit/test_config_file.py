@@ -36,7 +36,6 @@ options = { pair_ttl_s = 30, max_pending = 5000 }
 [[inputs]]
 topic = "seldon-logs"
 format = "seldon"
-partitions = 2
 
 [[inputs]]
 topic = "telegraf"
@@ -95,9 +94,9 @@ def test_every_section_is_understood(config_file: Path) -> None:
     assert s.ssl_cafile == str(config_file.parent / "certs/ca.pem")  # relative to the file
     assert (s.app_id, s.partitions, s.web_port, s.resolve_after_s) == ("emlops-prod", 8, 7070, 900.0)
     assert s.topics.predictions == "ml.predictions" and s.topics.incidents == "ml.incidents"
-    assert [(i.topic, i.format, i.target, i.partitions) for i in s.inputs] == [
-        ("kserve-payload-logs", "kserve", "predictions", None), ("seldon-logs", "seldon", "predictions", 2),
-        ("telegraf", "telegraf", "infrastructure", None), ("otel-metrics", "otlp", "infrastructure", None)]
+    assert [(i.topic, i.format, i.target) for i in s.inputs] == [
+        ("kserve-payload-logs", "kserve", "predictions"), ("seldon-logs", "seldon", "predictions"),
+        ("telegraf", "telegraf", "infrastructure"), ("otel-metrics", "otlp", "infrastructure")]
     assert s.inputs[0].options == {"pair_ttl_s": 30, "max_pending": 5000}
     assert (s.monitor.drift_min_effect, s.monitor.hst_window) == (1.0, 500)
     fraud = s.model_monitors["fraud-detector"]
