@@ -81,6 +81,7 @@ _JSON = faust.Schema(key_type=str, key_serializer="json", value_serializer="json
 incidents_table = app.Table(
     "incidents",
     partitions=settings.partitions,
+    key_type=bytes,  # Faust picks the changelog's key serializer from key_type, not from the schema
     schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
 )
 # Global: every worker's router needs every silence, and the open upstream incidents (by source) that may
