@@ -70,6 +70,9 @@ def pipeline(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "EMLOPS_WEB_PORT": str(free_port()),
         "EMLOPS_DATA_DIR": str(work / "data"),
         "EMLOPS_TICK_INTERVAL_S": "1",
+        # Quiet incidents resolve quickly; repeats never add revisions, so revision sequences are exact.
+        "EMLOPS_RESOLVE_AFTER_S": "8",
+        "EMLOPS_GROUP_INTERVAL_S": "3600",
     }
     settings = Settings.from_env(env)
     asyncio.run(ensure_topics(settings))

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from app.settings import Settings
 from models import codec
@@ -51,3 +51,31 @@ async def read_until(
 
 def tickets(records: list[ConsumerRecord]) -> list[dict[str, Any]]:
     return [codec.loads(r.value) for r in records]
+
+
+async def wait_consumed(settings: Settings, topics: Iterable[str], timeout: float = 60) -> None:
+    """Until the worker's consumer group has committed every partition of ``topics`` to its end offset:
+    the only way to know a worker has seen input that, correctly, produced no output."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    probe = AIOKafkaConsumer(**settings.kafka_client_options())
+    await admin.start()
+    await probe.start()
+    try:
+        partitions = [tp for t in topics for tp in
+                      (TopicPartition(t, p) for p in (await probe._client.fetch_all_metadata()).partitions_for_topic(t))]
+        ends = await probe.end_offsets(partitions)
+        async with asyncio.timeout(timeout):
+            while True:
+                committed = await admin.list_consumer_group_offsets(settings.app_id, partitions=partitions)
+                done = {tp: max(committed[tp].offset, 0) if tp in committed else 0 for tp in partitions}
+                if all(done[tp] >= ends[tp] for tp in partitions):
+                    return
+                await asyncio.sleep(0.5)
+    except TimeoutError:
+        raise AssertionError(f"the worker did not consume {list(topics)} within {timeout}s: "
+                             f"committed {committed}, end offsets {ends}") from None
+    finally:
+        await probe.stop()
+        await admin.close()
