@@ -34,6 +34,7 @@ PACKAGE_KAFKA_DIR = Path(__file__).resolve().with_name("kafka")
 READY_LINE = "Kafka Server started"
 MAVEN_TIMEOUT = 900.0
 SASL_LISTENER = "SASL_PLAINTEXT"
+TLS_LISTENER = "SASL_SSL"
 SCRAM_MECHANISMS = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
 SCRAM_ITERATIONS = 4096  # Kafka's minimum
 
@@ -141,12 +142,15 @@ class LocalBroker:
     # users). The PLAINTEXT listener on `port` stays: inter-broker traffic and the readiness check use it.
     sasl_port: int | None = None
     scram_users: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The same SCRAM users over TLS: a SASL_SSL listener with a self-signed certificate for 127.0.0.1, made
+    # with keytool on first start (the CA file for clients is `tls_ca_file`).
+    sasl_ssl_port: int | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
-        if self.scram_users and self.sasl_port is None:
-            raise ValueError("scram_users needs a sasl_port for the SASL_PLAINTEXT listener")
+        if self.scram_users and self.sasl_port is None and self.sasl_ssl_port is None:
+            raise ValueError("scram_users needs a sasl_port or sasl_ssl_port for a SASL listener")
 
     @property
     def bootstrap(self) -> str:
@@ -158,6 +162,22 @@ class LocalBroker:
         if self.sasl_port is None:
             raise BrokerError("this broker has no SASL listener (no sasl_port)")
         return f"127.0.0.1:{self.sasl_port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        """The SASL_SSL (SCRAM over TLS) listener; only when the broker was given a ``sasl_ssl_port``."""
+        if self.sasl_ssl_port is None:
+            raise BrokerError("this broker has no SASL_SSL listener (no sasl_ssl_port)")
+        return f"127.0.0.1:{self.sasl_ssl_port}"
+
+    @property
+    def tls_ca_file(self) -> Path:
+        """The PEM certificate clients trust for the SASL_SSL listener (KAFKA_SSL_CAFILE)."""
+        return self.data_dir / "tls" / "ca.pem"
+
+    @property
+    def _keystore(self) -> Path:
+        return self.data_dir / "tls" / "broker.p12"
 
     @property
     def pid_file(self) -> Path:
@@ -192,7 +212,7 @@ class LocalBroker:
             if not _port_open(self.port):
                 self._wait_ready(deadline, timeout)
             return self.bootstrap
-        for port in (self.port, self.controller_port, *([self.sasl_port] if self.sasl_port else [])):
+        for port in (self.port, self.controller_port, *(p for p in (self.sasl_port, self.sasl_ssl_port) if p)):
             if _port_open(port):
                 raise BrokerError(
                     f"127.0.0.1:{port} is already taken by another process; choose other ports "
@@ -201,6 +221,8 @@ class LocalBroker:
         libs = resolve_jars(self.home)
         java = java_executable()
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        if self.sasl_ssl_port is not None:
+            self._ensure_keystore(java)
         self._properties.write_text(self._server_properties())
         self._rotate_logs()
         self._format_storage(java, libs)
@@ -250,6 +272,7 @@ class LocalBroker:
             "bootstrap": self.bootstrap,
             "data_dir": str(self.data_dir),
             **({"sasl_bootstrap": self.sasl_bootstrap} if self.sasl_port is not None else {}),
+            **({"sasl_ssl_bootstrap": self.sasl_ssl_bootstrap} if self.sasl_ssl_port is not None else {}),
         }
 
     def __enter__(self) -> LocalBroker:
@@ -267,6 +290,9 @@ class LocalBroker:
         if self.sasl_port is not None:
             listeners += f",{SASL_LISTENER}://127.0.0.1:{self.sasl_port}"
             protocols += f",{SASL_LISTENER}:SASL_PLAINTEXT"
+        if self.sasl_ssl_port is not None:
+            listeners += f",{TLS_LISTENER}://127.0.0.1:{self.sasl_ssl_port}"
+            protocols += f",{TLS_LISTENER}:SASL_SSL"
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -289,14 +315,23 @@ class LocalBroker:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
         }
-        if self.sasl_port is not None:
+        sasl_listeners = [name for name, port in ((SASL_LISTENER, self.sasl_port), (TLS_LISTENER, self.sasl_ssl_port))
+                          if port is not None]
+        if sasl_listeners:
             settings["sasl.enabled.mechanisms"] = ",".join(SCRAM_MECHANISMS)
+        for listener in sasl_listeners:
             # The server side of SCRAM needs a login module but no secret: the users' salted credentials
             # live in the cluster metadata (see _scram_arguments), never in this file.
             for mechanism in SCRAM_MECHANISMS:
-                settings[f"listener.name.{SASL_LISTENER.lower()}.{mechanism.lower()}.sasl.jaas.config"] = (
+                settings[f"listener.name.{listener.lower()}.{mechanism.lower()}.sasl.jaas.config"] = (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                 )
+        if self.sasl_ssl_port is not None:
+            # A throw-away key for a loopback broker; its password protects nothing worth a secret store.
+            prefix = f"listener.name.{TLS_LISTENER.lower()}.ssl"
+            password = _read_text(self._keystore.with_suffix(".password")).strip()
+            settings.update({f"{prefix}.keystore.location": str(self._keystore), f"{prefix}.keystore.type": "PKCS12",
+                             f"{prefix}.keystore.password": password, f"{prefix}.key.password": password})
         header = "# Written by app/broker.py on every start; edits are overwritten.\n"
         if self.scram_users:
             # Names only; a different user set makes start() refuse to reuse a running broker.
@@ -336,6 +371,30 @@ class LocalBroker:
                 f"formatting Kafka storage in {self.data_dir / 'data'} failed (exit {result.returncode}):\n"
                 f"{_tail(result.stdout + result.stderr)}"
             )
+
+    def _ensure_keystore(self, java: str) -> None:
+        """A self-signed RSA key and certificate for 127.0.0.1 (and localhost), made once per data dir."""
+        if self._keystore.is_file() and self.tls_ca_file.is_file():
+            return
+        tls = self._keystore.parent
+        tls.mkdir(parents=True, exist_ok=True)
+        keytool = Path(java).with_name("keytool")
+        password_file = self._keystore.with_suffix(".password")
+        password_file.write_text(base64.urlsafe_b64encode(os.urandom(18)).decode())
+        password_file.chmod(0o600)
+        self._keystore.unlink(missing_ok=True)
+        common = ["-keystore", str(self._keystore), "-storetype", "PKCS12", "-storepass:file", str(password_file)]
+        for command in (
+            ["-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048", "-validity", "3650",
+             "-dname", "CN=127.0.0.1", "-ext", "SAN=IP:127.0.0.1,DNS:localhost", "-keypass:file", str(password_file),
+             *common],
+            ["-exportcert", "-rfc", "-alias", "broker", "-file", str(self.tls_ca_file), *common],
+        ):
+            result = subprocess.run([str(keytool), *command, "-noprompt"], cwd=tls, stdin=subprocess.DEVNULL,
+                                    capture_output=True, text=True, timeout=60)
+            if result.returncode != 0:
+                raise BrokerError(f"keytool could not make the broker's TLS certificate (exit {result.returncode}):\n"
+                                  f"{_tail(result.stdout + result.stderr)}")
 
     def _scram_arguments(self) -> list[str]:
         """``--add-scram`` for every user and mechanism, as salt and salted password (PBKDF2, RFC 5802).

@@ -3,8 +3,9 @@
 The PLAINTEXT broker fixtures of tests/integration are reused as they are (``local_broker``, ``bootstrap``,
 ``pipeline``: the cluster named by KAFKA_BOOTSTRAP_SERVERS, or else a broker started from the Maven jars).
 Pytest keeps one session instance per directory, so a run of both folders without KAFKA_BOOTSTRAP_SERVERS
-starts one local broker for each. ``scram_broker`` is a broker of its own with a SASL/SCRAM listener; it
-is started whatever KAFKA_BOOTSTRAP_SERVERS says, because that cluster's security is not ours to choose.
+starts one local broker for each. ``scram_broker`` is a broker of its own with SASL/SCRAM listeners (plain
+and TLS); it is started whatever KAFKA_BOOTSTRAP_SERVERS says, because that cluster's security is not ours
+to choose.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ def _free_ports(count: int) -> list[int]:
 
 @pytest.fixture(scope="session")
 def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    """A broker whose client listener (``sasl_bootstrap``) requires SASL/SCRAM, with one user."""
-    port, controller_port, sasl_port = _free_ports(3)
+    """A broker with one SCRAM user and two listeners that require it: ``sasl_bootstrap`` (SASL_PLAINTEXT)
+    and ``sasl_ssl_bootstrap`` (SASL_SSL, certificate in ``tls_ca_file``)."""
+    port, controller_port, sasl_port, sasl_ssl_port = _free_ports(4)
     broker = LocalBroker(tmp_path_factory.mktemp("kafka-scram"), port=port, controller_port=controller_port,
-                         sasl_port=sasl_port, scram_users={SCRAM_USER: SCRAM_PASSWORD})
+                         sasl_port=sasl_port, sasl_ssl_port=sasl_ssl_port, scram_users={SCRAM_USER: SCRAM_PASSWORD})
     failure = None
     try:
         broker.start()

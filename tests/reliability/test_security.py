@@ -1,5 +1,6 @@
-"""Security against a real broker that requires SASL/SCRAM: the worker gets in with credentials and only
-with them, says clearly why when it cannot, and the password never shows up where people or tools look.
+"""Security against a real broker that requires SASL/SCRAM (over plain TCP and over TLS): the worker gets in
+with credentials and only with them, says clearly why when it cannot, and the password never shows up where
+people or tools look.
 
 "Fails clearly" means: within WORKER_FAILS_WITHIN_S the worker process exits with 77 (EX_NOPERM), without a
 traceback, and its last line names the broker, how the worker tried to authenticate and what to set.
@@ -30,7 +31,7 @@ from app.worker_process import WorkerProcess
 from tests.integration.kafka_io import produce, read_until, tickets
 from tests.reliability.conftest import SCRAM_PASSWORD, SCRAM_USER
 
-WORKER_FAILS_WITHIN_S = 45.0
+WORKER_FAILS_WITHIN_S = 60.0
 WRONG_PASSWORD = "wrong-pw-3Jd8-also-secret"
 MODEL = "sec-drift-model"
 BAD_INPUT = [b"not json at all", b'{"type": "prediction", "model": "sec-drift-model"}']
@@ -55,9 +56,18 @@ def _worker_env(bootstrap: str, work: Path, **kafka: str) -> dict[str, str]:
     }
 
 
-def _scram(mechanism: str = "SCRAM-SHA-256", password: str = SCRAM_PASSWORD, user: str = SCRAM_USER) -> dict[str, str]:
-    return {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": mechanism,
+def _scram(mechanism: str = "SCRAM-SHA-256", password: str = SCRAM_PASSWORD, user: str = SCRAM_USER,
+           protocol: str = "SASL_PLAINTEXT") -> dict[str, str]:
+    return {"KAFKA_SECURITY_PROTOCOL": protocol, "KAFKA_SASL_MECHANISM": mechanism,
             "KAFKA_SASL_USERNAME": user, "KAFKA_SASL_PASSWORD": password}
+
+
+def _listener(broker: LocalBroker, protocol: str) -> tuple[str, dict[str, str]]:
+    """The bootstrap of the broker's listener for ``protocol`` and the variables to reach it."""
+    if protocol == "SASL_SSL":
+        return broker.sasl_ssl_bootstrap, {**_scram(protocol=protocol, mechanism="SCRAM-SHA-512"),
+                                           "KAFKA_SSL_CAFILE": str(broker.tls_ca_file)}
+    return broker.sasl_bootstrap, _scram()
 
 
 def _prediction(i: int, x: float, rng: random.Random) -> dict[str, Any]:
@@ -99,36 +109,60 @@ class SecuredRun:
     log: str
 
 
+PROTOCOLS = ["SASL_PLAINTEXT", "SASL_SSL"]
+
+
 @pytest.fixture(scope="module")
-def secured_run(scram_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredRun]:
-    """A worker with SCRAM credentials from the environment, fed a drift scenario and some garbage through
-    an authenticated producer; what it wrote is collected for the tests below."""
-    work = tmp_path_factory.mktemp("secured-worker")
-    env = _worker_env(scram_broker.sasl_bootstrap, work, **_scram())
-    settings = Settings.from_env(env)
+def secured_runs(
+    scram_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, SecuredRun]]:
+    """One worker per SASL listener, credentials from the environment, started side by side and each fed a
+    drift scenario and some garbage through an authenticated producer; what they wrote is kept for the tests."""
+    envs, workers = {}, {}
+    for protocol in PROTOCOLS:
+        bootstrap, kafka = _listener(scram_broker, protocol)
+        work = tmp_path_factory.mktemp(f"worker-{protocol.lower()}")
+        envs[protocol] = _worker_env(bootstrap, work, **kafka)
+        workers[protocol] = WorkerProcess(envs[protocol], work / "worker.log")
+    settings = {protocol: Settings.from_env(env) for protocol, env in envs.items()}
     rng = random.Random(11)
     events = [(MODEL, _prediction(i, rng.gauss(0, 1) + (3 if i >= 1000 else 0), rng)) for i in range(1600)]
 
-    async def scenario() -> tuple[list, list]:
-        await ensure_topics(settings)
-        await produce(settings, settings.topics.predictions, [(MODEL, raw) for raw in BAD_INPUT] + events)
-        incidents = await read_until(settings, settings.topics.incidents,
-                                     lambda rs: any(map(_is_drift, tickets(rs))), timeout=60)
-        dead = await read_until(settings, settings.topics.dead_letter, lambda rs: len(rs) >= len(BAD_INPUT),
-                                timeout=30)
+    async def scenario(s: Settings) -> tuple[list, list]:
+        await produce(s, s.topics.predictions, [(MODEL, raw) for raw in BAD_INPUT] + events)
+        incidents = await read_until(s, s.topics.incidents, lambda rs: any(map(_is_drift, tickets(rs))))
+        dead = await read_until(s, s.topics.dead_letter, lambda rs: len(rs) >= len(BAD_INPUT), timeout=30)
         return incidents, dead
 
-    worker = WorkerProcess(env, work / "worker.log")
-    with worker:
-        incidents, dead = asyncio.run(scenario())
-        if worker.exit_code is not None:
-            pytest.fail(f"the worker died (exit {worker.exit_code}):\n{worker.log_tail()}", pytrace=False)
-        metrics = _get(f"http://127.0.0.1:{env['EMLOPS_WEB_PORT']}/metrics")
-    yield SecuredRun(settings, next(filter(_is_drift, tickets(incidents))), _raw(incidents), dead, metrics,
-                     worker.log_path.read_text(errors="replace"))
+    async def all_scenarios() -> list[tuple[list, list]]:
+        await asyncio.gather(*(ensure_topics(s) for s in settings.values()))
+        for worker in workers.values():
+            worker.start()
+        return await asyncio.gather(*(scenario(s) for s in settings.values()))
+
+    runs = {}
+    try:
+        results = asyncio.run(all_scenarios())
+        for (protocol, worker), (incidents, dead) in zip(workers.items(), results):
+            if worker.exit_code is not None:
+                pytest.fail(f"the {protocol} worker died (exit {worker.exit_code}):\n{worker.log_tail()}",
+                            pytrace=False)
+            metrics = _get(f"http://127.0.0.1:{envs[protocol]['EMLOPS_WEB_PORT']}/metrics")
+            runs[protocol] = SecuredRun(settings[protocol], next(filter(_is_drift, tickets(incidents))),
+                                        _raw(incidents), dead, metrics, "")
+    finally:
+        for worker in workers.values():
+            worker.stop()
+    for protocol, run in runs.items():
+        run.log = workers[protocol].log_path.read_text(errors="replace")
+    yield runs
 
 
-def test_worker_with_scram_credentials_turns_drift_into_a_ticket(secured_run: SecuredRun) -> None:
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_worker_with_scram_credentials_turns_drift_into_a_ticket(secured_runs: dict[str, SecuredRun],
+                                                                 protocol: str) -> None:
+    secured_run = secured_runs[protocol]
+    assert secured_run.settings.security_protocol == protocol
     ticket = secured_run.ticket
     assert ticket["labels"]["feature"].split(",") == ["x"]
     assert ticket["status"] == "triggered" and "Data Operations" in ticket["areas"]
@@ -136,7 +170,10 @@ def test_worker_with_scram_credentials_turns_drift_into_a_ticket(secured_run: Se
     assert len(reasons) == len(BAD_INPUT) and any("not valid JSON" in reason for reason in reasons)
 
 
-def test_the_password_appears_in_no_log_ticket_dead_letter_metric_or_repr(secured_run: SecuredRun) -> None:
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_the_password_appears_in_no_log_ticket_dead_letter_metric_or_repr(secured_runs: dict[str, SecuredRun],
+                                                                         protocol: str) -> None:
+    secured_run = secured_runs[protocol]
     s = secured_run.settings
     assert s.sasl_password == SCRAM_PASSWORD  # the worker really ran with it
     surfaces = {
@@ -215,6 +252,20 @@ def test_credentials_from_the_configuration_file_get_in_and_wrong_ones_are_named
     refusal = asyncio.run(probe(settings(WRONG_PASSWORD, "SCRAM-SHA-256")))
     assert refusal is not None and refusal.startswith("Kafka authentication failed")
     assert WRONG_PASSWORD not in refusal and SCRAM_PASSWORD not in refusal
+
+
+def test_tls_problems_are_named_before_the_worker_connects(scram_broker: LocalBroker) -> None:
+    """Over SASL_SSL the certificate is checked first: an untrusted one, or TLS spoken to a plain listener,
+    is reported as a TLS problem, never as a wrong password."""
+    bootstrap, kafka = _listener(scram_broker, "SASL_SSL")
+    base = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, **kafka}
+    assert asyncio.run(probe(Settings.from_env(base))) is None
+    untrusted = asyncio.run(probe(Settings.from_env({**base, "KAFKA_SSL_CAFILE": ""})))  # system CAs only
+    assert untrusted is not None and "certificate was not trusted" in untrusted and "KAFKA_SSL_CAFILE" in untrusted
+    not_tls = asyncio.run(probe(Settings.from_env({**base, "KAFKA_BOOTSTRAP_SERVERS": scram_broker.sasl_bootstrap})))
+    assert not_tls is not None and not_tls.startswith("Kafka TLS failed")
+    wrong = asyncio.run(probe(Settings.from_env({**base, "KAFKA_SASL_PASSWORD": WRONG_PASSWORD})))
+    assert wrong is not None and wrong.startswith("Kafka authentication failed") and WRONG_PASSWORD not in wrong
 
 
 async def _cluster_brokers(bootstrap: str, **auth: object) -> int:
