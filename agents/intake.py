@@ -7,9 +7,10 @@ reason and its origin in headers; the agent carries on with the next one.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import faust
+from prometheus_client.core import GaugeMetricFamily
 
 from agents.metrics import metrics
 from app.config import build_input_adapters
@@ -21,6 +22,22 @@ log = logging.getLogger(__name__)
 # Extra input topics speak other formats (configuration file [[inputs]]); their adapters translate each
 # message into native events (none while half of a request/response pair waits, several for a batch).
 input_adapters = build_input_adapters(settings)
+
+
+class _AdapterState:
+    """``emlops_adapter_state{topic, format, counter}``: pairs waiting, paired, expired, evicted, skipped..."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("emlops_adapter_state", "Counters and sizes of the input adapters, by topic.",
+                                   labels=["topic", "format", "counter"])
+        for topic, adapter in input_adapters.items():
+            for counter, value in adapter.stats().items():
+                family.add_metric([topic, adapter.format, counter], value)
+        yield family
+
+
+if input_adapters:
+    metrics.registry.register(_AdapterState())
 
 
 async def dead_letter(event: faust.types.EventT, reason: str) -> None:

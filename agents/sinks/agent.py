@@ -72,7 +72,7 @@ async def give_up(worker: SinkWorker, delivery: Delivery, reason: str) -> None:
 workers = [SinkWorker(spec, give_up, stats) for spec in settings.sinks]
 
 
-async def _deliver_tickets(stream: faust.StreamT) -> None:
+async def _deliver_tickets(stream: faust.StreamT[bytes]) -> None:
     async with aiohttp.ClientSession() as session:
         tasks = [asyncio.ensure_future(worker.run(session)) for worker in workers]
         try:

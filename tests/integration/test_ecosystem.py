@@ -398,3 +398,50 @@ def test_sinks_deliver_trigger_and_resolve_to_a_receiver_that_was_down(ecosystem
     assert headers["emlops.origin.topic"] == settings.topics.incidents.encode()
     assert codec.loads(dead.value)["dedup_key"] == ticket["dedup_key"]
     assert b"it-routing-key" not in dead.value
+
+    samples = scrape(settings)
+    assert samples[("emlops_sink_deliveries_total", (("outcome", "retried"), ("sink", "hook")))] >= 1
+    assert samples[("emlops_sink_deliveries_total", (("outcome", "delivered"), ("sink", "pager")))] >= 2
+    assert samples[("emlops_sink_deliveries_total", (("outcome", "failed"), ("sink", "broken")))] >= 1
+
+
+def scrape(settings: Settings) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The worker's /metrics, parsed with prometheus_client's own text-format parser."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from urllib.error import URLError
+
+    deadline = time.monotonic() + 60
+    while True:  # the worker's web server comes up a few seconds after the process starts
+        try:
+            with urlopen(f"http://127.0.0.1:{settings.web_port}/metrics", timeout=10) as response:
+                text = response.read().decode()
+            break
+        except (URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_adapter_state_is_exposed_on_the_metrics_page(ecosystem: tuple[Settings, Receiver]) -> None:
+    settings, _ = ecosystem
+    kserve = topic(settings, "kserve")
+
+    def state(counter: str, format: str = "kserve", name: str = kserve) -> float:
+        return scrape(settings).get(("emlops_adapter_state", (("counter", counter), ("format", format),
+                                                               ("topic", name))), 0.0)
+
+    before = state("paired")
+    pairs = kserve_scenario(settings, "it-kserve-metrics", "it-kserve-metrics-twin", random.Random(3))[:3 * 5]
+    asyncio.run(produce(settings, [m for m in pairs if m[0] == kserve]))
+    deadline = time.monotonic() + 60
+    while state("paired") < before + 5:
+        assert time.monotonic() < deadline, f"paired stayed at {state('paired')}"
+        time.sleep(0.5)
+    assert state("waiting") == 0  # every request met its response
+    assert ("emlops_adapter_state", (("counter", "skipped"), ("format", "otlp"), ("topic", topic(settings, "otlp")))) \
+        in scrape(settings)
