@@ -15,6 +15,29 @@ class MonitorConfig:
     drift_cooldown: int = 1000
     latency_min_effect: float = 2.0
     performance_min_samples: int = 100
+    # categorical features and class mix of predictions (chi-square + total variation distance)
+    categorical_reference: int = 1000
+    categorical_window: int = 500
+    categorical_alpha: float = 1e-6
+    categorical_min_distance: float = 0.1
+    categorical_min_share: float = 0.02
+    max_categories: int = 64
+    # error rate of classifiers once labels land (DDM/HDDM/ADWIN family)
+    error_confidence: float = 1e-4
+    error_min_change: float = 0.02
+    error_window: int = 200
+    error_method: str = "adwin"
+    # ground truth's class mix (label drift)
+    label_min_change: float = 0.03
+    # label-free accuracy estimate from confidence
+    estimate_min_drop: float = 0.03
+    # data quality: learnt value ranges, new and vanished features
+    range_warmup: int = 500
+    range_margin: float = 0.25
+    range_min_share: float = 0.05
+    schema_warmup: int = 200
+    vanish_after: int = 500
+    max_features: int = 1024
     # label join
     pending_max: int = 50_000
     pending_ttl_s: float = 24 * 3600.0
@@ -42,6 +65,12 @@ class MonitorConfig:
         if not 0 < self.anomaly_threshold < 1:
             raise ValueError(f"anomaly_threshold must be in (0, 1), got {self.anomaly_threshold}")
         for name in ("drift_min_samples", "pending_max", "hst_trees", "hst_height", "hst_window", "max_keys"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.error_method not in ("hddm_a", "hddm_w", "adwin", "ddm"):
+            raise ValueError(f"error_method must be hddm_a, hddm_w, adwin or ddm, got {self.error_method!r}")
+        for name in ("categorical_reference", "categorical_window", "max_categories", "error_window",
+                     "range_warmup", "schema_warmup", "vanish_after", "max_features"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.stale_factor <= 1:

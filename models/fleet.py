@@ -35,7 +35,7 @@ class ModelFleet:
         if pending is None:
             return []
         monitor = self.monitors.get((event.model, pending.version, pending.segment))
-        return monitor.observe_outcome(pending.prediction, event)
+        return monitor.observe_outcome(pending.prediction, event, pending.confidence)
 
     def pending_labels(self) -> int:
         return sum(len(join) for _, join in self.joins.items())

@@ -15,6 +15,7 @@ class Pending:
     segment: str | None
     prediction: Any
     timestamp: float
+    confidence: float | None = None
 
 
 class LabelJoin:
@@ -39,7 +40,8 @@ class LabelJoin:
 
     def remember(self, event: PredictionEvent) -> None:
         pending = self._pending
-        pending[event.request_id] = Pending(event.version, event.segment, event.prediction, event.timestamp)
+        pending[event.request_id] = Pending(event.version, event.segment, event.prediction, event.timestamp,
+                                           event.confidence)
         pending.move_to_end(event.request_id)
         if len(pending) > self.max_pending:
             pending.popitem(last=False)

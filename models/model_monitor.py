@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from models.categorical import CategoryChange, CategoryShift, ClassMix, ClassShift
 from models.config import MonitorConfig
+from models.performance import ConfidenceEstimate, ErrorRate, RateChange
+from models.quality import OutOfRange, RangeWatch, SchemaChange, SchemaWatch
 from models.schema import Detection, DetectionKind, LabelEvent, PredictionEvent, Scalar, Severity
 from models.signals import BOTH, DOWN, UP, MeanShift, Shift
+from models.snapshot import Snapshottable
 
 
 def shift_severity(effect: float, critical_effect: float = 2.0) -> tuple[float, Severity]:
@@ -25,11 +29,20 @@ def _numeric(value: Scalar) -> float | None:
     return None
 
 
-class ModelMonitor:
+class ModelMonitor(Snapshottable):
     """Per model + version (+ segment) monitors, created lazily as features appear.
 
-    Feature drift and missing values are Data Operations' concern, confidence and feedback the users',
+    - numeric features (and booleans): mean shift (:class:`MeanShift`) and learnt range (:class:`RangeWatch`);
+    - string features and string predictions (class mix): :class:`CategoryShift`, also for unseen values;
+    - numeric predictions, confidence, latency, share of missing values: :class:`MeanShift`;
+    - the schema (new or vanished features): :class:`SchemaWatch`;
+    - once labels land: the error rate of classifiers (:class:`ErrorRate`, running accuracy), the mean
+      absolute error of regressors, and user feedback; the labels also calibrate a label-free accuracy
+      estimate from confidence (:class:`ConfidenceEstimate`), reported once at least one label calibrated it.
+
+    Feature drift and data quality are Data Operations' concern, confidence and feedback the users',
     latency Technical Operations', and error-rate changes everyone's: the kinds say which, routing decides.
+    The number of features watched is capped by ``config.max_features``; the rest are counted.
     """
 
     def __init__(self, model: str, version: str, segment: str | None = None, config: MonitorConfig | None = None):
@@ -37,16 +50,38 @@ class ModelMonitor:
         self.version = version
         self.segment = segment
         self.config = config or MonitorConfig()
+        c = self.config
         self._features: dict[str, MeanShift] = {}
+        self._ranges: dict[str, RangeWatch] = {}
+        self._categories: dict[str, CategoryShift] = {}
+        self._schema = SchemaWatch(c.schema_warmup, c.vanish_after, max(c.max_features, 1))
         self._missing = self._signal(UP)
         self._confidence = self._signal(DOWN)
         self._prediction = self._signal(BOTH)
-        self._latency = self._signal(UP, min_effect=self.config.latency_min_effect)
-        self._errors = self._signal(UP, min_samples=self.config.performance_min_samples)
-        self._feedback = self._signal(DOWN, min_samples=self.config.performance_min_samples)
+        self._classes = self._categorical()
+        self._latency = self._signal(UP, min_effect=c.latency_min_effect)
+        self._errors = self._signal(UP, min_samples=c.performance_min_samples)
+        self._error_rate = ErrorRate(method=c.error_method, confidence=c.error_confidence,
+                                     min_samples=c.performance_min_samples, min_change=c.error_min_change,
+                                     window=c.error_window, cooldown=c.drift_cooldown)
+        self._estimate = ConfidenceEstimate(delta=c.drift_delta, min_samples=c.drift_min_samples,
+                                            min_drop=c.estimate_min_drop, cooldown=c.drift_cooldown)
+        self._feedback = self._signal(DOWN, min_samples=c.performance_min_samples)
+        self._label_mix = ClassMix(delta=c.drift_delta, min_samples=c.performance_min_samples,
+                                   min_change=c.label_min_change, cooldown=c.drift_cooldown,
+                                   max_classes=min(c.max_categories, 64))
+        self._label_level = MeanShift(delta=c.drift_delta, min_samples=c.performance_min_samples,
+                                      min_effect=c.drift_min_effect, cooldown=c.drift_cooldown)
         self.predictions = 0
         self.labelled = 0
         self.correct = 0
+        self.unwatched_features = 0
+
+    def _categorical(self) -> CategoryShift:
+        c = self.config
+        return CategoryShift(reference=c.categorical_reference, window=c.categorical_window,
+                             alpha=c.categorical_alpha, min_distance=c.categorical_min_distance,
+                             min_share=c.categorical_min_share, max_categories=c.max_categories)
 
     def _signal(self, direction: str, min_effect: float | None = None, min_samples: int | None = None) -> MeanShift:
         c = self.config
@@ -86,13 +121,21 @@ class ModelMonitor:
         t = event.timestamp
         missing = 0
         for name, raw in event.features.items():
+            if isinstance(raw, str):
+                self._observe_category(name, raw, t, found)
+                continue
             value = _numeric(raw)
             if value is None:
                 missing += raw is None or isinstance(raw, float)
                 continue
             signal = self._features.get(name)
             if signal is None:
+                if len(self._features) + len(self._categories) >= self.config.max_features:
+                    self.unwatched_features += 1
+                    continue
                 signal = self._features[name] = self._signal(BOTH)
+                self._ranges[name] = RangeWatch(self.config.range_warmup, self.config.range_margin,
+                                                min_share=self.config.range_min_share)
             shift = signal.update(value)
             if shift is not None:
                 found.append(
@@ -103,6 +146,9 @@ class ModelMonitor:
                         feature=name,
                     )
                 )
+            out = self._ranges[name].update(value)
+            if out is not None:
+                found.append(self._out_of_range(name, out, t))
         if event.features:
             shift = self._missing.update(missing / len(event.features))
             if shift is not None:
@@ -110,13 +156,100 @@ class ModelMonitor:
                     DetectionKind.DATA_QUALITY, shift, t,
                     f"missing feature values on {self.model} v{self.version} rose to {shift.after_mean:.1%}",
                 ))
+        for change in self._schema.update(event.features):
+            found.append(self._schema_change(change, t))
         self._observe(self._confidence, event.confidence, DetectionKind.CONFIDENCE_DROP, t, found,
                       "confidence of {m} fell ({b:.3f} -> {a:.3f})")
         self._observe(self._latency, event.latency_ms, DetectionKind.LATENCY_SPIKE, t, found,
                       "latency of {m} rose ({b:.1f} ms -> {a:.1f} ms)", critical_effect=5.0)
-        self._observe(self._prediction, _numeric(event.prediction), DetectionKind.PREDICTION_DRIFT, t, found,
-                      "predictions of {m} drifted ({b:.4g} -> {a:.4g})")
+        if isinstance(event.prediction, str):
+            change = self._classes.update(event.prediction)
+            if change is not None:
+                found.append(self._category_detection(DetectionKind.PREDICTION_DRIFT, change, t,
+                                                      f"class mix of {self.model} v{self.version} predictions"))
+        else:
+            self._observe(self._prediction, _numeric(event.prediction), DetectionKind.PREDICTION_DRIFT, t, found,
+                          "predictions of {m} drifted ({b:.4g} -> {a:.4g})")
+        if event.confidence is not None:
+            shift = self._estimate.update(event.confidence)
+            if shift is not None and self._estimate.labelled:
+                found.append(self._estimate_detection(shift, t))
         return found
+
+    def _observe_category(self, name: str, value: str, t: float, found: list[Detection]) -> None:
+        signal = self._categories.get(name)
+        if signal is None:
+            if len(self._features) + len(self._categories) >= self.config.max_features:
+                self.unwatched_features += 1
+                return
+            signal = self._categories[name] = self._categorical()
+        change = signal.update(value)
+        if change is not None:
+            found.append(self._category_detection(DetectionKind.FEATURE_DRIFT, change, t,
+                                                  f"feature '{name}' of {self.model} v{self.version}", feature=name))
+
+    def _category_detection(self, kind: DetectionKind, change: CategoryChange, t: float, what: str,
+                            **extra: str) -> Detection:
+        if change.statistic == "unseen_category":
+            names = ", ".join(repr(c) for c in change.new_categories[:3])
+            summary = f"{what} has unseen values {names} ({sum(change.after.get(c, 0.0) for c in change.new_categories):.1%})"
+        else:
+            moves = ", ".join(f"{c} {change.before[c]:.0%} -> {change.after[c]:.0%}" for c in list(change.before)[:3])
+            summary = f"{what} changed mix: {moves}"
+        return Detection(
+            kind=kind,
+            entity={**self.labels, **extra},
+            score=round(min(1.0, change.distance / 0.5), 4),
+            severity=Severity.CRITICAL if change.distance >= 0.3 else Severity.WARNING,
+            event_time=t,
+            detector="category_shift",
+            evidence=change.as_evidence(),
+            summary=summary,
+        )
+
+    def _out_of_range(self, name: str, out: OutOfRange, t: float) -> Detection:
+        return Detection(
+            kind=DetectionKind.DATA_QUALITY,
+            entity={**self.labels, "feature": name},
+            score=round(min(1.0, out.share / 0.5), 4),
+            severity=Severity.CRITICAL if out.share >= 0.25 else Severity.WARNING,
+            event_time=t,
+            detector="out_of_range",
+            evidence=out.as_evidence(),
+            summary=f"feature '{name}' of {self.model} v{self.version}: {out.share:.0%} of recent values outside "
+                    f"its usual range [{out.low:.4g}, {out.high:.4g}]",
+        )
+
+    def _schema_change(self, change: SchemaChange, t: float) -> Detection:
+        what = "appeared" if change.change == "new_feature" else "stopped arriving"
+        return Detection(
+            kind=DetectionKind.DATA_QUALITY,
+            entity={**self.labels, "feature": change.feature},
+            score=0.5 if change.change == "new_feature" else 0.8,
+            severity=Severity.WARNING,
+            event_time=t,
+            detector="schema_watch",
+            evidence=change.as_evidence(),
+            summary=f"feature '{change.feature}' of {self.model} v{self.version} {what} (schema change)",
+        )
+
+    def _estimate_detection(self, shift: Shift, t: float) -> Detection:
+        drop = shift.before_mean - shift.after_mean
+        evidence = {**shift.as_evidence(), "statistic": "confidence_based_accuracy_estimate", "estimated": True,
+                    "calibration_labels": self._estimate.labelled}
+        if self._error_rate.accuracy is not None:
+            evidence["running_accuracy"] = round(self._error_rate.accuracy, 4)
+        return Detection(
+            kind=DetectionKind.PERFORMANCE_DRIFT,
+            entity=dict(self.labels),
+            score=round(min(1.0, drop / 0.2), 4),
+            severity=Severity.CRITICAL if drop >= 0.1 else Severity.WARNING,
+            event_time=t,
+            detector="confidence_based_estimate",
+            evidence=evidence,
+            summary=f"estimated accuracy of {self.model} v{self.version} fell ({shift.before_mean:.3f} -> "
+                    f"{shift.after_mean:.3f}) before labels confirm it",
+        )
 
     def _observe(
         self, signal: MeanShift, value: float | None, kind: DetectionKind, t: float,
@@ -129,7 +262,7 @@ class ModelMonitor:
             summary = template.format(m=f"{self.model} v{self.version}", b=shift.before_mean, a=shift.after_mean)
             found.append(self._detection(kind, shift, t, summary, critical_effect))
 
-    def observe_outcome(self, prediction: Any, label: LabelEvent) -> list[Detection]:
+    def observe_outcome(self, prediction: Any, label: LabelEvent, confidence: float | None = None) -> list[Detection]:
         """Learn from ground truth or feedback joined to an earlier prediction of this model version."""
         found: list[Detection] = []
         t = label.timestamp
@@ -137,14 +270,59 @@ class ModelMonitor:
             self.labelled += 1
             error = _error(prediction, label.label)
             self.correct += error == 0.0
-            self._observe(self._errors, error, DetectionKind.PERFORMANCE_DRIFT, t, found,
-                          "error of {m} rose ({b:.3f} -> {a:.3f})", critical_effect=1.0)
-            if found:
-                found[-1].evidence["running_accuracy"] = round(self.correct / self.labelled, 4)
-                found[-1].evidence["labelled"] = self.labelled
+            self._observe_label(label.label, t, found)
+            if _is_regression(prediction, label.label):
+                self._observe(self._errors, error, DetectionKind.PERFORMANCE_DRIFT, t, found,
+                              "error of {m} rose ({b:.3f} -> {a:.3f})", critical_effect=1.0)
+                if found:
+                    found[-1].evidence["running_accuracy"] = round(self.correct / self.labelled, 4)
+                    found[-1].evidence["labelled"] = self.labelled
+            else:
+                change = self._error_rate.update(error)
+                if confidence is not None:
+                    self._estimate.learn(confidence, error == 0.0)
+                if change is not None:
+                    found.append(self._rate_detection(change, t))
         self._observe(self._feedback, label.feedback, DetectionKind.NEGATIVE_FEEDBACK, t, found,
                       "user feedback on {m} worsened ({b:.2f} -> {a:.2f})")
         return found
+
+    def _observe_label(self, label: Scalar, t: float, found: list[Detection]) -> None:
+        value = _numeric(label)
+        if value is not None and not isinstance(label, bool) and not value.is_integer():
+            self._observe(self._label_level, value, DetectionKind.LABEL_DRIFT, t, found,
+                          "ground truth of {m} moved ({b:.4g} -> {a:.4g})")
+            return
+        change = self._label_mix.update(_class_name(label))
+        if change is None:
+            return
+        shift = change.shift
+        score, severity = shift_severity(abs(shift.after_mean - shift.before_mean) / 0.05, critical_effect=3.0)
+        found.append(Detection(
+            kind=DetectionKind.LABEL_DRIFT,
+            entity=dict(self.labels),
+            score=score,
+            severity=severity,
+            event_time=t,
+            detector="class_mix",
+            evidence=change.as_evidence(),
+            summary=f"share of class {change.label!r} in the ground truth of {self.model} v{self.version} moved "
+                    f"{shift.before_mean:.1%} -> {shift.after_mean:.1%}",
+        ))
+
+    def _rate_detection(self, change: RateChange, t: float) -> Detection:
+        score, severity = shift_severity(change.effect_size, critical_effect=1.0)
+        return Detection(
+            kind=DetectionKind.PERFORMANCE_DRIFT,
+            entity=dict(self.labels),
+            score=score,
+            severity=severity,
+            event_time=t,
+            detector=f"error_rate_{change.method}",
+            evidence={**change.as_evidence(), "labelled": self.labelled},
+            summary=f"error of {self.model} v{self.version} rose ({change.before_rate:.3f} -> {change.after_rate:.3f}); "
+                    f"running accuracy {change.accuracy:.1%}",
+        )
 
     def state(self) -> dict[str, Any]:
         """What the ops views show for this model: current levels and sample counts."""
@@ -156,16 +334,37 @@ class ModelMonitor:
             "confidence": round(self._confidence.mean, 4) if self._confidence.samples else None,
             "latency_ms": round(self._latency.mean, 3) if self._latency.samples else None,
             "features": {name: round(s.mean, 6) for name, s in self._features.items()},
+            "categories": {name: {k: round(v, 4) for k, v in s.shares().items()} for name, s in self._categories.items()},
+            "recent_accuracy": _round(self._error_rate.recent_accuracy),
+            "estimated_accuracy": _round(self._estimate.estimate),
+            "unwatched_features": self.unwatched_features,
         }
+
+
+def _class_name(label: Scalar) -> str:
+    """1, 1.0 and "1" are one class; True is "true"."""
+    if isinstance(label, bool):
+        return "true" if label else "false"
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))
+    return str(label)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _is_regression(prediction: Any, label: Scalar) -> bool:
+    """Both sides real-valued and not both whole numbers: a regression model, judged by absolute error."""
+    p, y = _numeric(prediction), _numeric(label)
+    return (
+        p is not None and y is not None and not isinstance(prediction, bool)
+        and not (float(p).is_integer() and float(y).is_integer())
+    )
 
 
 def _error(prediction: Any, label: Scalar) -> float:
     """0/1 for classes; absolute error when both sides are real-valued (a regression model)."""
-    p, y = _numeric(prediction), _numeric(label)
-    regression = (
-        p is not None and y is not None and not isinstance(prediction, bool)
-        and not (float(p).is_integer() and float(y).is_integer())
-    )
-    if regression:
-        return abs(p - y)  # type: ignore[operator]
+    if _is_regression(prediction, label):
+        return abs(_numeric(prediction) - _numeric(label))  # type: ignore[operator]
     return 0.0 if prediction == label else 1.0

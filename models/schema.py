@@ -54,6 +54,7 @@ class DetectionKind(str, Enum):
     LATENCY_SPIKE = "latency_spike"
     INFRA_ANOMALY = "infra_anomaly"
     PIPELINE_STALE = "pipeline_stale"
+    LABEL_DRIFT = "label_drift"  # the ground truth's class mix (or level) moved: the world changed under the model
 
 
 class TicketStatus(str, Enum):

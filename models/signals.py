@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from river import drift
 
+from models.snapshot import Snapshottable
+
 UP = "up"
 DOWN = "down"
 BOTH = "both"
@@ -46,7 +48,7 @@ class Shift:
         }
 
 
-class MeanShift:
+class MeanShift(Snapshottable):
     """Detect a lasting change in the mean of a stream of numbers.
 
     ADWIN decides *when* the mean moved; the size of the move is then judged against a reference (mean and
@@ -73,6 +75,11 @@ class MeanShift:
         Values after ADWIN's signal during which the effect may still grow to ``min_effect``.
     cooldown
         Values to ignore after an alarm, so a lasting change is reported once, not on every event.
+    clock
+        ADWIN checks for a cut every ``clock`` values (River's default is 32).
+    min_change
+        Smallest absolute change of the mean worth reporting, on top of ``min_effect`` (0: no floor); for
+        rates and estimates where a move of 0.01 matters whatever the spread.
     """
 
     def __init__(
@@ -86,6 +93,7 @@ class MeanShift:
         confirm: int = 200,
         cooldown: int = 500,
         clock: int = 16,
+        min_change: float = 0.0,
     ) -> None:
         if not 0 < delta < 1:
             raise ValueError(f"delta must be in (0, 1), got {delta}")
@@ -95,6 +103,8 @@ class MeanShift:
             raise ValueError("min_samples, recent and clock must be >= 1")
         if min(cooldown, confirm, min_effect, min_relative) < 0:
             raise ValueError("cooldown, confirm, min_effect and min_relative must be >= 0")
+        if min_change < 0:
+            raise ValueError(f"min_change must be >= 0, got {min_change}")
         self.delta = delta
         self.direction = direction
         self.min_samples = min_samples
@@ -104,6 +114,7 @@ class MeanShift:
         self.confirm = confirm
         self.cooldown = cooldown
         self.clock = clock
+        self.min_change = min_change
         self._adwin = drift.ADWIN(delta=delta, clock=clock)
         self._alpha = 2.0 / (recent + 1)
         self._recent_mean = 0.0
@@ -150,7 +161,7 @@ class MeanShift:
         else:
             effect = abs(change) / max(abs(self._ref_mean), 1e-9)
             worth = effect >= self.min_relative
-        if not worth:
+        if not worth or abs(change) < self.min_change:
             return None
         shift = Shift(
             before_mean=self._ref_mean,

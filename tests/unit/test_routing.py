@@ -306,7 +306,7 @@ BROKEN: list[tuple[str, Mutation, str]] = [
      r"no rule for detection kind\(s\) latency_spike"),
     ("no rules at all", lambda d: d.pop("rule"), r"no rule for detection kind\(s\) feature_drift, prediction_drift"),
     ("two rules for a kind", lambda d: d["rule"].append(dict(FD_RULE(d))),
-     r"rule #10 \(feature_drift\): a second rule for the same kind"),
+     r"rule #11 \(feature_drift\): a second rule for the same kind"),
     ("primary not in areas", lambda d: DQ_RULE(d).update(primary="User"),
      r"rule #2 \(data_quality\): primary 'User' is not among its areas"),
     ("group_by not rooted", lambda d: FD_RULE(d).update(group_by=["version", "model"]),
