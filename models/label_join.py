@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.schema import PredictionEvent
+from models.snapshot import Snapshottable
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +19,7 @@ class Pending:
     confidence: float | None = None
 
 
-class LabelJoin:
+class LabelJoin(Snapshottable):
     """Remembers recent predictions by request id until their label arrives, expires or is pushed out.
 
     Labels can arrive hours late; memory must not grow with traffic, so the oldest predictions go first

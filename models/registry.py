@@ -32,6 +32,22 @@ class Registry(Generic[K, V]):
             items.move_to_end(key)
         return item
 
+    def put(self, key: K, item: V) -> None:
+        """Install an item (a restored monitor) as the most recently used, evicting beyond ``max_keys``."""
+        items = self._items
+        items[key] = item
+        items.move_to_end(key)
+        if len(items) > self.max_keys:
+            items.popitem(last=False)
+            self.evictions += 1
+
+    def peek(self, key: K) -> V | None:
+        """The item if present, without creating it or changing the eviction order."""
+        return self._items.get(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
     def __len__(self) -> int:
         return len(self._items)
 

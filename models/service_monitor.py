@@ -9,6 +9,7 @@ from river import anomaly, preprocessing
 
 from models.config import MonitorConfig
 from models.schema import Detection, DetectionKind, InfraEvent, Severity
+from models.snapshot import Snapshottable
 
 
 class _Moments:
@@ -38,7 +39,7 @@ class _Moments:
         return 0.0 if x == self.mean else math.copysign(1e3, x - self.mean)
 
 
-class ServiceMonitor:
+class ServiceMonitor(Snapshottable):
     """Scores each new measurement against the joint state of all metrics of one source.
 
     HalfSpaceTrees sees the vector of every metric's latest value, scaled online to [0, 1]; it scores 0

@@ -1,0 +1,171 @@
+"""Every monitor survives a snapshot: restored half-way through a seeded stream, it reports exactly what
+the original reports on the rest of the stream. One sweep over every class, River's estimator-check style."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import random
+from typing import Any, Callable, Iterator
+
+import pytest
+
+import models
+from models import snapshot
+from models.categorical import CategoryShift, ClassMix
+from models.fleet import ModelFleet, ServiceFleet
+from models.label_join import LabelJoin
+from models.model_monitor import ModelMonitor
+from models.performance import ConfidenceEstimate, ErrorRate
+from models.quality import RangeWatch, SchemaWatch
+from models.schema import InfraEvent, LabelEvent, PredictionEvent
+from models.service_monitor import ServiceMonitor
+from models.signals import MeanShift
+
+
+def gaussian_steps(seed: int = 0) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.gauss(0 if i < 3000 else 2, 1) for i in range(6000)]
+
+
+def bits(seed: int = 0) -> list[int]:
+    rng = random.Random(seed)
+    return [int(rng.random() < (0.1 if i < 3000 else 0.3)) for i in range(6000)]
+
+
+def labels(seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [rng.choices("abc", (5, 3, 2) if i < 3000 else (2, 3, 5))[0] for i in range(6000)]
+
+
+def model_traffic(seed: int = 0) -> Iterator[PredictionEvent | LabelEvent]:
+    rng = random.Random(seed)
+    for i in range(6000):
+        after = i >= 3000
+        truth = rng.choice(["yes", "no"])
+        wrong = rng.random() < (0.3 if after else 0.1)
+        guess = ("no" if truth == "yes" else "yes") if wrong else truth
+        features = {"x": rng.gauss(3 if after else 0, 1), "plan": rng.choice("ab" if not after else "abc")}
+        yield PredictionEvent(f"r{i}", "m", "1", float(i), features, guess, rng.uniform(0.7, 1.0), latency_ms=10.0)
+        yield LabelEvent(f"r{i}", "m", float(i), label=truth)
+
+
+def infra_traffic(seed: int = 0) -> Iterator[InfraEvent]:
+    rng = random.Random(seed)
+    for i in range(6000):
+        if i % 10 == 0:
+            yield InfraEvent("api", "freshness_seconds", 300.0 if 4000 < i < 4100 else rng.gauss(30, 5), float(i))
+        else:
+            yield InfraEvent("api", "cpu" if i % 2 else "memory", rng.gauss(50, 5) + (60 if i > 3500 else 0), float(i))
+
+
+def stepper(method: str) -> Callable[[Any, Any], Any]:
+    return lambda obj, x: getattr(obj, method)(x)
+
+
+def join_step(join: LabelJoin, event: PredictionEvent | LabelEvent) -> Any:
+    if isinstance(event, PredictionEvent):
+        join.remember(event)
+        return len(join)
+    return join.match(event.request_id)
+
+
+def model_step(monitor: ModelMonitor, event: PredictionEvent | LabelEvent) -> Any:
+    if isinstance(event, PredictionEvent):
+        return monitor.observe_prediction(event)
+    return monitor.observe_outcome("yes", event, 0.9)
+
+
+# class -> (factory, stream, step, restore)
+CASES: dict[type, tuple[Callable[[], Any], Callable[[], Any], Callable[[Any, Any], Any], Callable[[bytes], Any]]] = {
+    MeanShift: (MeanShift, gaussian_steps, stepper("update"), MeanShift.restore),
+    CategoryShift: (CategoryShift, labels, stepper("update"), CategoryShift.restore),
+    ClassMix: (ClassMix, labels, stepper("update"), ClassMix.restore),
+    ErrorRate: (ErrorRate, bits, stepper("update"), ErrorRate.restore),
+    ConfidenceEstimate: (ConfidenceEstimate, lambda: [0.9 if i < 3000 else 0.8 for i in range(6000)],
+                         stepper("update"), ConfidenceEstimate.restore),
+    RangeWatch: (RangeWatch, lambda: [x if i < 3500 or i % 5 else 40.0 for i, x in enumerate(gaussian_steps())],
+                 stepper("update"), RangeWatch.restore),
+    SchemaWatch: (lambda: SchemaWatch(warmup=10, vanish_after=50),
+                  lambda: [["a", "b"] if i < 3000 else ["a", "c"] for i in range(6000)],
+                  stepper("update"), SchemaWatch.restore),
+    LabelJoin: (lambda: LabelJoin(max_pending=100, ttl_s=50), model_traffic, join_step, LabelJoin.restore),
+    ModelMonitor: (lambda: ModelMonitor("m", "1"), model_traffic, model_step, ModelMonitor.restore),
+    ServiceMonitor: (lambda: ServiceMonitor("api"), infra_traffic, stepper("observe"), ServiceMonitor.restore),
+    ModelFleet: (ModelFleet, model_traffic, stepper("observe"), ModelFleet.restore),
+    ServiceFleet: (ServiceFleet, infra_traffic, stepper("observe"), ServiceFleet.restore),
+}
+
+
+def snapshottable_classes() -> set[type]:
+    """Every monitor class (a :class:`Snapshottable`) and every fleet: a new one must join the sweep."""
+    found: set[type] = set()
+    for info in pkgutil.iter_modules(models.__path__):
+        module = importlib.import_module(f"models.{info.name}")
+        for value in vars(module).values():
+            if not isinstance(value, type) or value.__module__ != module.__name__:
+                continue
+            if (issubclass(value, snapshot.Snapshottable) and value is not snapshot.Snapshottable) or (
+                    module.__name__ == "models.fleet" and hasattr(value, "snapshot")):
+                found.add(value)
+    return found
+
+
+def test_the_sweep_covers_every_monitor_class():
+    assert snapshottable_classes() == set(CASES)
+
+
+@pytest.mark.parametrize("cls", list(CASES), ids=lambda c: c.__name__)
+def test_restored_monitor_continues_exactly_like_the_original(cls):
+    factory, stream, step, restore = CASES[cls]
+    events = list(stream())
+    original = factory()
+    half = len(events) // 2 - 7  # mid-window, mid-warm-up of nothing in particular
+    for event in events[:half]:
+        step(original, event)
+    blob = original.snapshot()
+    assert isinstance(blob, bytes) and blob.startswith(snapshot.MAGIC)
+    restored = restore(blob)
+    assert type(restored) is cls and restored is not original
+    rest_original = [step(original, e) for e in events[half:]]
+    rest_restored = [step(restored, e) for e in events[half:]]
+    assert rest_restored == rest_original
+    assert any(rest_original), "the stream should make the monitor report something after the restore point"
+
+
+def test_a_snapshot_of_another_class_is_refused():
+    with pytest.raises(snapshot.SnapshotError, match="holds a models.signals.MeanShift"):
+        ErrorRate.restore(MeanShift().snapshot())
+
+
+def test_a_snapshot_of_an_unknown_format_is_refused():
+    blob = bytearray(MeanShift().snapshot())
+    blob[len(snapshot.MAGIC)] = 99
+    with pytest.raises(snapshot.SnapshotError, match="format 99"):
+        MeanShift.restore(bytes(blob))
+    with pytest.raises(snapshot.SnapshotError, match="not an emlops snapshot"):
+        MeanShift.restore(b"\x80\x05garbage")
+
+
+def test_fleets_checkpoint_per_kafka_key():
+    fleet = ModelFleet()
+    for model in ("a", "b"):
+        for i in range(300):
+            fleet.observe(PredictionEvent(f"{model}{i}", model, "1" if i % 2 else "2", float(i), {"x": float(i)}, 1))
+    assert sorted(fleet) == ["a", "b"]
+    blob = fleet.snapshot_key("a")
+    other = ModelFleet()
+    other.restore_key("a", blob)
+    assert other.keys() == ["a"]
+    assert sorted(k for k in other.monitors) == [("a", "1", None), ("a", "2", None)]
+    assert len(other.joins.get("a")) == 300
+    with pytest.raises(snapshot.SnapshotError, match="not 'b'"):
+        other.restore_key("b", blob)
+
+    services = ServiceFleet()
+    services.observe(InfraEvent("api", "cpu", 1.0, 0.0))
+    services.observe(InfraEvent("api", "cpu", 1.0, 0.0, source_kind="host"))
+    services.observe(InfraEvent("db", "cpu", 1.0, 0.0))
+    restored = ServiceFleet()
+    restored.restore_key("api", services.snapshot_key("api"))
+    assert list(restored) == ["api"] and sorted(restored.monitors) == [("api", "host"), ("api", "service")]
