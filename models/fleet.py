@@ -9,7 +9,7 @@ monitor of one source (``ServiceFleet.snapshot_key(source)``). ``keys()`` lists 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from models import snapshot
 from models.config import MonitorConfig
@@ -43,17 +43,22 @@ class ServiceKeyState:
 class FleetState:
     config: MonitorConfig
     keys: dict[str, bytes]
+    per_model: dict[str, MonitorConfig] = field(default_factory=dict)
+    per_model: dict[str, MonitorConfig] = field(default_factory=dict)
 
 
 class ModelFleet:
     """Routes prediction and label events to their model version's monitor, joining labels on the way."""
 
-    def __init__(self, config: MonitorConfig | None = None) -> None:
+    def __init__(self, config: MonitorConfig | None = None, per_model: Mapping[str, MonitorConfig] | None = None) -> None:
         self.config = c = config or MonitorConfig()
+        self.per_model = m = dict(per_model or {})  # models with their own settings (config file overrides)
         self.monitors: Registry[ModelKey, ModelMonitor] = Registry(
-            lambda key: ModelMonitor(key[0], key[1], key[2], c), c.max_keys
+            lambda key: ModelMonitor(key[0], key[1], key[2], m.get(key[0], c)), c.max_keys
         )
-        self.joins: Registry[str, LabelJoin] = Registry(lambda _: LabelJoin(c.pending_max, c.pending_ttl_s), c.max_keys)
+        self.joins: Registry[str, LabelJoin] = Registry(
+            lambda model: LabelJoin(m.get(model, c).pending_max, m.get(model, c).pending_ttl_s), c.max_keys
+        )
 
     def observe(self, event: PredictionEvent | LabelEvent) -> list[Detection]:
         if isinstance(event, PredictionEvent):
@@ -92,12 +97,12 @@ class ModelFleet:
             self.monitors.put((model, version, segment), monitor)
 
     def snapshot(self) -> bytes:
-        return snapshot.dumps(FleetState(self.config, {k: self.snapshot_key(k) for k in self.keys()}))
+        return snapshot.dumps(FleetState(self.config, {k: self.snapshot_key(k) for k in self.keys()}, self.per_model))
 
     @classmethod
     def restore(cls, blob: bytes) -> ModelFleet:
         state = snapshot.loads(blob, FleetState)
-        fleet = cls(state.config)
+        fleet = cls(state.config, state.per_model)
         for key, key_blob in state.keys.items():
             fleet.restore_key(key, key_blob)
         return fleet
