@@ -44,7 +44,6 @@ class FleetState:
     config: MonitorConfig
     keys: dict[str, bytes]
     per_model: dict[str, MonitorConfig] = field(default_factory=dict)
-    per_model: dict[str, MonitorConfig] = field(default_factory=dict)
 
 
 class ModelFleet:
