@@ -31,11 +31,18 @@ def _demo(argv: list[str]) -> int:
     return demo.run(steps=args.steps, rate=args.rate, timeout=args.timeout)
 
 
+def _backtest(argv: list[str]) -> int:
+    from app import backtest
+
+    return backtest.main(argv)
+
+
 COMMANDS = {
     "broker": (broker.main, "start|stop|status the local Apache Kafka broker"),
     "worker": (_worker, "run the streaming worker (arguments go to 'faust worker')"),
     "demo": (_demo, "run the whole pipeline on demo traffic and print the tickets"),
     "config": (config_main, "check a configuration file and print what it understood"),
+    "backtest": (_backtest, "replay a JSONL or CSV file through the monitors, write the detections"),
 }
 
 
