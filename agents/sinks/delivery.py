@@ -89,7 +89,7 @@ class SinkWorker:
             return True
         except asyncio.QueueFull:
             self.stats.count(self.spec.name, "dropped")
-            task = asyncio.ensure_future(self.give_up(self, delivery, f"sink queue full ({self.spec.queue_size})"))
+            task = asyncio.ensure_future(self._hand_over(delivery, f"sink queue full ({self.spec.queue_size})"))
             self._drops.add(task)
             task.add_done_callback(self._drops.discard)
             return False
@@ -135,7 +135,17 @@ class SinkWorker:
         self.stats.count(self.spec.name, "failed")
         log.error("sink %s gave up on %s revision %s: %s", self.spec.name, delivery.ticket.get("dedup_key"),
                   delivery.ticket.get("revision"), reason)
-        await self.give_up(self, delivery, reason)
+        await self._hand_over(delivery, reason)
+
+    async def _hand_over(self, delivery: Delivery, reason: str) -> None:
+        """Give a revision up to the callback; a failing callback is logged, never the end of the sink."""
+        try:
+            await self.give_up(self, delivery, reason)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sink %s could not hand over %s revision %s (%s)", self.spec.name,
+                          delivery.ticket.get("dedup_key"), delivery.ticket.get("revision"), reason)
 
     async def _post(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> tuple[int | None, str]:
         headers = {"Content-Type": "application/json", "User-Agent": "emlops", **self.spec.headers}

@@ -269,3 +269,28 @@ def test_a_full_queue_gives_up_at_once_instead_of_blocking_the_stream() -> None:
 
     asyncio.run(scenario())
     assert given_up == ["sink queue full (2)"] and stats.snapshot() == {"test-alertmanager": {"dropped": 1}}
+
+
+def test_a_failing_give_up_callback_does_not_stop_the_sink() -> None:
+    opened, _, resolved = tickets()
+    port = free_port()
+    receiver, stats = Receiver(port), SinkStats()
+    receiver.statuses = [400]
+
+    async def give_up(worker: SinkWorker, delivery: Delivery, reason: str) -> None:
+        raise RuntimeError("dead-letter topic unavailable")
+
+    worker = SinkWorker(spec("alertmanager", port), give_up, stats)
+
+    async def scenario() -> None:
+        await receiver.start()
+        try:
+            worker.offer(opened)  # refused with 400: given up, and the give-up itself fails
+            worker.offer(resolved)  # still delivered afterwards
+            await worker.drain()
+        finally:
+            await receiver.stop()
+
+    asyncio.run(_run(worker, scenario))
+    assert [b["status"] for b in receiver.received] == ["resolved"]
+    assert stats.snapshot()["test-alertmanager"] == {"failed": 1, "delivered": 1}
