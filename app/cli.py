@@ -7,7 +7,7 @@ import os
 import sys
 
 from app import broker
-from app.config import main as config_main
+from app.config_check import main as config_main
 
 
 def _worker(argv: list[str]) -> int:
