@@ -107,6 +107,15 @@ function renderMatrix() {
     html += `<td class="total${picked ? " picked" : ""}" data-area="${esc(area)}">${total}</td></tr>`;
   }
   $("#matrix").innerHTML = html + "</tbody></table>";
+  const waiting = state.open.filter((t) => t.status !== "acknowledged" && !(t.silenced_by || []).length);
+  const urgent = waiting.filter((t) => t.priority === "P1" || t.priority === "P2");
+  const oldest = waiting.reduce((m, t) => Math.min(m, t.started_at), Infinity);
+  const tile = (label, value, cls = "") => `<div class="tile ${cls}"><div class="value">${value}</div><div class="name">${label}</div></div>`;
+  $("#summary").innerHTML = tile("open", state.open.length) +
+    tile("not acknowledged", waiting.length, waiting.length ? "warn" : "") +
+    tile("P1/P2 not acknowledged", urgent.length, urgent.length ? "alarm" : "") +
+    tile("silenced", state.open.filter((t) => (t.silenced_by || []).length).length) +
+    tile("oldest not acknowledged", waiting.length ? age(now() - oldest) : "–");
   $("#open-count").textContent = state.open.length ? String(state.open.length) : "";
   $("#incident-filter").innerHTML = state.focus
     ? `Showing ${esc(state.focus.area)}${state.focus.priority ? " · " + state.focus.priority : ""} <a href="#" id="clear-focus">show all</a>` : "";
@@ -293,16 +302,20 @@ function renderModels() {
     const s = m.state || {}, v = (m.series && m.series.values) || {};
     const drift = drifting(m.model, m.version);
     const incidents = state.open.filter((t) => t.labels.model === m.model && (!t.labels.version || t.labels.version === m.version));
-    const accuracy = s.accuracy !== null && s.accuracy !== undefined
-      ? stat("accuracy", s.accuracy, v.accuracy)
-      : stat("accuracy (est. from confidence)", s.estimated_accuracy ?? s.confidence, v.estimated_accuracy || v.confidence);
+    const labelled = s.accuracy !== null && s.accuracy !== undefined;
+    const estimate = s.estimated_accuracy ?? s.confidence;
+    const accuracy = labelled ? stat("accuracy", s.accuracy, v.accuracy)
+      : stat(s.estimated_accuracy !== undefined ? "accuracy (label-free estimate)" : "accuracy (est. = confidence)",
+        estimate, v.estimated_accuracy || v.confidence);
+    const shown = new Set(MODEL_KNOWN);
+    if (!labelled) shown.add("estimated_accuracy");
     const features = Object.entries(s.features || {}).map(([name, mean]) => {
       const value = typeof mean === "object" && mean !== null ? (mean.mean ?? null) : mean;
       const flag = drift.has(name) ? `<span class="pill drift">drifting</span>` : `<span class="pill stable">stable</span>`;
       return `<tr class="${drift.has(name) ? "drifting" : ""}"><td>${esc(name)}</td><td>${num(value)}</td><td>${spark(v["features." + name], {width: 90, height: 18})}</td><td>${flag}</td></tr>`;
     }).join("");
-    const others = Object.entries(s).filter(([k, x]) => !MODEL_KNOWN.has(k) && (typeof x === "number" || typeof x === "string"))
-      .map(([k, x]) => stat(k, typeof x === "number" ? x : NaN, v[k]).replace(">–<", `>${esc(String(x))}<`)).join("");
+    const others = Object.entries(s).filter(([k, x]) => !shown.has(k) && (typeof x === "number" || typeof x === "string"))
+      .map(([k, x]) => stat(k.replace(/_/g, " "), typeof x === "number" ? x : NaN, v[k]).replace(">–<", `>${esc(String(x))}<`)).join("");
     return `<article class="card model ${incidents.length ? "has-incident" : ""}" data-model="${esc(m.model)}" data-version="${esc(m.version)}">
       <h3>${esc(m.model)} <span class="muted">v${esc(m.version)}${m.segment ? " · " + esc(m.segment) : ""}</span>
         ${incidents.map((t) => `<span class="prio ${esc(t.priority)}" title="${esc(t.summary)}">${esc(t.priority)}</span>`).join("")}</h3>
