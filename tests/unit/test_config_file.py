@@ -217,3 +217,15 @@ def test_config_check_fails_with_the_reason(tmp_path: Path, capsys: pytest.Captu
 def test_the_docker_example_config_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     example = Path(__file__).resolve().parents[2] / "docker" / "emlops.toml"
     assert main(["config", "check", str(example)]) == 0
+
+
+def test_every_setting_read_from_the_environment_can_be_set_in_the_file() -> None:
+    """A new EMLOPS_*/KAFKA_* variable in app/settings.py needs its key in app/config.py (and the README)."""
+    import re
+
+    from app.config import EMLOPS_KEYS, KAFKA_KEYS
+
+    source = (Path(__file__).resolve().parents[2] / "app" / "settings.py").read_text()
+    read = set(re.findall(r'"((?:EMLOPS|KAFKA)_[A-Z0-9_]+)"', source)) - {"EMLOPS_CONFIG"}
+    known = {f"KAFKA_{k.upper()}" for k in KAFKA_KEYS} | {f"EMLOPS_{k.upper()}" for k in EMLOPS_KEYS}
+    assert read <= known, f"not settable in the configuration file: {sorted(read - known)}"
