@@ -1,0 +1,1 @@
+"""Benchmarks: ``python bench/throughput.py`` (see the README's Performance section)."""
