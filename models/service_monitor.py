@@ -1,4 +1,4 @@
-"""Everything watched for one service, host or data pipeline: a multivariate anomaly score and freshness."""
+"""Everything watched for one service, host or data pipeline: anomaly scores per metric and joint, freshness."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from river import anomaly, preprocessing
 
+from models.anomaly import SeriesAnomaly
 from models.config import MonitorConfig
 from models.schema import Detection, DetectionKind, InfraEvent, Severity
 from models.snapshot import Snapshottable
@@ -40,7 +41,12 @@ class _Moments:
 
 
 class ServiceMonitor(Snapshottable):
-    """Scores each new measurement against the joint state of all metrics of one source.
+    """Scores each new measurement on its own metric's history and against the joint state of all metrics.
+
+    Per metric, a :class:`SeriesAnomaly` (sequence likelihood plus the range learnt online) gives the
+    event's ``score`` in [0, 1]: what ``emlops backtest`` writes for a CSV series and what the NAB benchmark
+    measures. Paging is stricter than the score, as below: on stationary noise a metric's new record
+    scores high now and then, and one outlier is not an incident.
 
     HalfSpaceTrees sees the vector of every metric's latest value, scaled online to [0, 1]; it scores 0
     while its first windows fill, so nothing alarms during ``anomaly_warmup``. An alarm needs the score above
@@ -61,8 +67,10 @@ class ServiceMonitor(Snapshottable):
         self._moments: dict[str, _Moments] = {}
         self._fresh_baseline: dict[str, _Moments] = {}
         self._stale: set[str] = set()
+        self._series: dict[str, SeriesAnomaly] = {}
         self.events = 0
         self.score = 0.0
+        self.joint_score = 0.0
         self._streaks: dict[str, int] = {}
         self._quiet_until = 0
 
@@ -80,7 +88,13 @@ class ServiceMonitor(Snapshottable):
         latest[event.metric] = event.value
         self._scaler.learn_one(latest)
         scaled = self._scaler.transform_one(latest)
-        self.score = score = self._hst.score_one(scaled)
+        self.joint_score = score = self._hst.score_one(scaled)
+        series = self._series.get(event.metric)
+        if series is None and len(self._series) < c.max_metrics:
+            series = self._series[event.metric] = SeriesAnomaly(
+                bins=c.series_bins, order=c.series_order, span=c.series_span, warmup=c.series_warmup,
+                tolerance=c.series_tolerance, min_z=c.series_min_z, alarm=c.series_alarm, cooldown=c.series_cooldown)
+        self.score = series.update(event.value) if series is not None else 0.0
         moments = self._moments.get(event.metric)
         if moments is None:
             moments = self._moments[event.metric] = _Moments()
@@ -110,6 +124,8 @@ class ServiceMonitor(Snapshottable):
             evidence={
                 "statistic": "hst_score",
                 "score": round(score, 4),
+                "series_score": round(self.score, 4),
+                "out_of_range": bool(series is not None and series.out_of_range),
                 "metric": metric,
                 "value": value,
                 "baseline_mean": round(yardstick.mean, 6),
@@ -161,6 +177,7 @@ class ServiceMonitor(Snapshottable):
             "source_kind": self.source_kind,
             "events": self.events,
             "anomaly_score": round(self.score, 4),
+            "joint_anomaly_score": round(self.joint_score, 4),
             "metrics": {k: round(v, 6) for k, v in self._latest.items()},
             "stale": sorted(self._stale),
         }

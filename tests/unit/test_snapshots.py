@@ -12,6 +12,7 @@ import pytest
 
 import models
 from models import snapshot
+from models.anomaly import SeriesAnomaly
 from models.categorical import CategoryShift, ClassMix
 from models.fleet import ModelFleet, ServiceFleet
 from models.label_join import LabelJoin
@@ -84,6 +85,8 @@ CASES: dict[type, tuple[Callable[[], Any], Callable[[], Any], Callable[[Any, Any
     ErrorRate: (ErrorRate, bits, stepper("update"), ErrorRate.restore),
     ConfidenceEstimate: (ConfidenceEstimate, lambda: [0.9 if i < 3000 else 0.8 for i in range(6000)],
                          stepper("update"), ConfidenceEstimate.restore),
+    SeriesAnomaly: (SeriesAnomaly, lambda: [x if i % 700 else 30.0 for i, x in enumerate(gaussian_steps())],
+                    stepper("update"), SeriesAnomaly.restore),
     RangeWatch: (RangeWatch, lambda: [x if i < 3500 or i % 5 else 40.0 for i, x in enumerate(gaussian_steps())],
                  stepper("update"), RangeWatch.restore),
     SchemaWatch: (lambda: SchemaWatch(warmup=10, vanish_after=50),
