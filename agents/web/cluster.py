@@ -19,7 +19,7 @@ import logging
 from typing import Any, Iterable, Mapping
 
 import aiohttp
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from yarl import URL
 
 from models import codec
@@ -90,6 +90,12 @@ class Cluster:
     def owns(self, key: bytes) -> bool:
         owner = self.owner(key)
         return owner is not None and same_worker(owner, self.me)
+
+    def owned_partitions(self) -> set[int]:
+        """The table partitions this worker is the active owner of, as the assignor published them."""
+        topic = self.table.changelog_topic.get_topic_name()
+        return {p for url, topics in self._distribution().items() if same_worker(url, self.me)
+                for p in topics.get(topic, ())}
 
     def active(self, topic: str) -> set[int]:
         """Partitions of ``topic`` this worker owns (not standbys)."""

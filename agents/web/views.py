@@ -27,7 +27,7 @@ from agents import infrastructure, predictions
 from agents.metrics import metrics
 from agents.routing import expire_silence, submit_action, submit_silence
 from agents.web.auth import Access, Decision
-from agents.web.cluster import ROUTED_FROM_HEADER, WORKER_HEADER, Cluster, same_worker
+from agents.web.cluster import ROUTED_FROM_HEADER, WORKER_HEADER, Cluster, partition_of, same_worker
 from agents.web.collectors import WorkerCollector
 from agents.web.queries import IncidentFilter, merge, select, silence_view
 from agents.web.series import SeriesStore
@@ -55,8 +55,9 @@ started_at = time.time()
 
 def owned_incidents() -> Iterator[Mapping[str, Any]]:
     """Table values of the keys whose partition this worker owns (the memory store also holds standbys)."""
+    mine = cluster.owned_partitions()
     for key, stored in list(incidents_table.items()):
-        if isinstance(stored, dict) and cluster.owns(key):
+        if isinstance(stored, dict) and partition_of(key, settings.partitions) in mine:
             yield stored
 
 
@@ -110,11 +111,11 @@ def readiness() -> tuple[bool, list[str]]:
         reasons.append(f"crashed: {app.crash_reason!r}")
     if not app.started:
         reasons.append("starting")
-    try:
-        if not app.tables.recovery.completed.is_set():
-            reasons.append("recovering tables")
-    except AttributeError:
+    recovery = getattr(app.tables, "recovery", None)
+    if recovery is None:
         reasons.append("tables not started")
+    elif not recovery.completed.is_set():
+        reasons.append("recovering tables")
     if app.rebalancing:
         reasons.append("rebalancing")
     return not reasons, reasons
@@ -165,7 +166,7 @@ class OpsView(web.View):
         return self.problem(decision.status, decision.reason, headers)
 
     def unreadable(self, request: web.Request) -> web.Response | None:
-        return self._denied(access.read(request.remote, request.headers))
+        return self._denied(access.read(getattr(request, "remote", None), request.headers))
 
     def unactionable(self, request: web.Request) -> web.Response | None:
         return self._denied(access.act(request.headers))
@@ -388,8 +389,8 @@ class Models(OpsView):
         for key, (model, version, segment), monitor in model_monitors():
             if wanted and model != wanted or not cluster.owns_input(settings.topics.predictions, model):
                 continue
-            entry = {"key": key, "model": model, "version": version, "segment": segment,
-                     "state": _state(monitor), "worker": cluster.me}
+            entry: dict[str, Any] = {"key": key, "model": model, "version": version, "segment": segment,
+                                     "state": _state(monitor), "worker": cluster.me}
             if want_series:
                 entry["series"] = series.export(key, points)
             found.append(entry)
@@ -414,8 +415,8 @@ class Services(OpsView):
         for key, (source, kind), monitor in service_monitors():
             if wanted and source != wanted or not cluster.owns_input(settings.topics.infrastructure, source):
                 continue
-            entry = {"key": key, "source": source, "source_kind": kind, "state": _state(monitor),
-                     "worker": cluster.me}
+            entry: dict[str, Any] = {"key": key, "source": source, "source_kind": kind, "state": _state(monitor),
+                                     "worker": cluster.me}
             if want_series:
                 entry["series"] = series.export(key, points)
             found.append(entry)
