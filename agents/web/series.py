@@ -104,6 +104,10 @@ class SeriesStore:
         for gone in set(self._tracks) - seen:
             del self._tracks[gone]
 
+    def wants(self, key: str) -> bool:
+        """Whether a sample of ``key`` would be kept (it is tracked, or there is room for it)."""
+        return key in self._tracks or len(self._tracks) < self.max_keys
+
     def export(self, key: str, points: int | None = None) -> dict[str, Any] | None:
         track = self._tracks.get(key)
         return None if track is None else track.export(points)

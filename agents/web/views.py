@@ -12,6 +12,7 @@ restart and reach the worker that owns the incident; the API answers ``202 Accep
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
@@ -137,10 +138,10 @@ async def sample_monitors() -> None:
     """One point per monitored statistic for the sparklines."""
     now = time.time()
     states: list[tuple[str, Mapping[str, Any]]] = []
-    for key, _, monitor in model_monitors():
-        states.append((key, _state(monitor)))
-    for key, _, monitor in service_monitors():
-        states.append((key, _state(monitor)))
+    monitors: Iterator[tuple[str, Any, Any]] = itertools.chain(model_monitors(), service_monitors())
+    for key, _, monitor in monitors:
+        if series.wants(key):  # state() is not free: only for the monitors whose series are kept
+            states.append((key, _state(monitor)))
     series.sample(now, states)
 
 

@@ -187,6 +187,7 @@ def test_missing_samples_are_null_and_unsampled_keys_are_dropped() -> None:
     store = SeriesStore(points=5, max_fields=4, max_keys=2)
     store.sample(1.0, [("a", {"x": 1}), ("b", {"x": 2}), ("c", {"x": 3})])  # c: over max_keys
     assert len(store) == 2 and store.export("c") is None
+    assert store.wants("a") and not store.wants("c")
     store.sample(2.0, [("a", {"y": 5})])
     assert store.export("a") == {"t": [1.0, 2.0], "values": {"x": [1.0, None], "y": [None, 5.0]}}
     assert store.export("b") is None
