@@ -135,7 +135,7 @@ def ops_workers(bootstrap: str, work: Path, count: int = 1, env: Mapping[str, st
             return True
 
         try:
-            wait_for(all_ready, 120, f"{count} ready worker(s)", every=0.5)
+            wait_for(all_ready, 180, f"{count} ready worker(s)", every=0.5)
         except AssertionError as exc:
             logs = "\n".join(f"--- {u}\n{w.log_tail(2000)}" for u, w in zip(urls, workers))
             raise AssertionError(f"{exc}\n{logs}") from None

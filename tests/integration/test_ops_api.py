@@ -58,9 +58,12 @@ def ops(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cl
             await produce(s, s.topics.predictions, [("m", raw) for raw in BAD])
             await produce(s, s.topics.infrastructure, [(SOURCE, _reading(i, rng)) for i in range(READINGS)])
             await produce(s, s.topics.infrastructure, [(SOURCE, b'{"type": "infra", "source": "x"}')])
-            await read_until(s, s.topics.incidents, opened)
+            await read_until(s, s.topics.incidents, opened, timeout=180)
 
-        asyncio.run(scenario())
+        try:
+            asyncio.run(scenario())
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- worker log:\n{cluster.workers[0].log_tail()}") from None
         yield cluster
 
 

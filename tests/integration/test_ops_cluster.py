@@ -42,7 +42,7 @@ def _open(cluster: Cluster, url: str) -> dict[str, Any] | None:
 
 
 def test_each_worker_lists_every_incident_once_each_answered_by_its_owner(pair: Cluster) -> None:
-    lists = [wait_for(lambda: _open(pair, url), 60, f"all incidents listed by {url}") for url in pair.urls]
+    lists = [wait_for(lambda: _open(pair, url), 120, f"all incidents listed by {url}") for url in pair.urls]
     owners = [{t["dedup_key"]: t["worker"] for t in listed["incidents"]} for listed in lists]
     assert owners[0] == owners[1]
     assert set(owners[0].values()) == set(pair.urls), "both workers should own some of the eight keys"
@@ -61,7 +61,7 @@ def test_each_worker_lists_every_incident_once_each_answered_by_its_owner(pair: 
 
 
 def test_a_request_reaching_the_wrong_worker_is_answered_by_the_right_one(pair: Cluster) -> None:
-    listed = wait_for(lambda: _open(pair, pair.urls[0]), 60, "all incidents listed")
+    listed = wait_for(lambda: _open(pair, pair.urls[0]), 120, "all incidents listed")
     for ticket in listed["incidents"]:
         owner = ticket["worker"]
         other = next(u for u in pair.urls if u != owner)
@@ -79,7 +79,7 @@ def test_a_request_reaching_the_wrong_worker_is_answered_by_the_right_one(pair: 
 
 
 def test_an_action_sent_to_the_wrong_worker_reaches_the_incident(pair: Cluster) -> None:
-    listed = wait_for(lambda: _open(pair, pair.urls[0]), 60, "all incidents listed")
+    listed = wait_for(lambda: _open(pair, pair.urls[0]), 120, "all incidents listed")
     ticket = listed["incidents"][0]
     owner = ticket["worker"]
     other = next(u for u in pair.urls if u != owner)
