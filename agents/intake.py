@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import faust
 from prometheus_client.core import GaugeMetricFamily
 
+from agents.checkpoints import Checkpointed
 from agents.metrics import metrics
 from app.config import build_input_adapters
 from app.faust_app import dead_letter_topic, detections_topic, routing_rules, settings
@@ -66,28 +67,36 @@ async def send_detections(detections: Iterable[Detection]) -> None:
 
 
 async def process_batch(
+    stream: faust.StreamT,
     events: Sequence[faust.types.EventT],
     decode: Callable[[Any], Any],
-    observe: Callable[[Any], list[Detection]],
+    watcher: Checkpointed,
 ) -> None:
-    found: list[Detection] = []
-    for event in events:
-        metrics.consumed[event.message.topic] += 1
-        adapter = input_adapters.get(event.message.topic)
-        try:
-            if adapter is None:
-                records = [decode(codec.loads(event.value))]
-            else:
-                records = adapter.translate(event.value, event.message.headers, event.message.timestamp or 0.0)
-        except InvalidEvent as exc:
-            metrics.decode_failures[event.message.topic] += 1
-            await dead_letter(event, str(exc))
-            continue
-        try:
-            for record in records:
-                found.extend(observe(record))
-        except Exception as exc:  # a monitor bug must cost one event, not the worker
-            log.exception("monitor failed on %s[%s]@%s", event.message.topic, event.message.partition,
-                          event.message.offset)
-            await dead_letter(event, f"internal error: {type(exc).__name__}: {exc}")
-    await send_detections(found)
+    """Decode and observe a batch; detections are sent, and the events acknowledged at the next checkpoint.
+
+    The whole batch runs under the watcher's lock: a checkpoint (the timer's too) sees either none or all
+    of a batch, both in the saved state and in the acknowledgements."""
+    async with watcher.lock:
+        found: list[Detection] = []
+        for event in events:
+            metrics.consumed[event.message.topic] += 1
+            adapter = input_adapters.get(event.message.topic)
+            try:
+                if adapter is None:
+                    records = [decode(codec.loads(event.value))]
+                else:
+                    records = adapter.translate(event.value, event.message.headers, event.message.timestamp or 0.0)
+            except InvalidEvent as exc:
+                metrics.decode_failures[event.message.topic] += 1
+                await dead_letter(event, str(exc))
+                continue
+            try:
+                for record in records:
+                    found.extend(watcher.observe(record, event))
+            except Exception as exc:  # a monitor bug must cost one event, not the worker
+                log.exception("monitor failed on %s[%s]@%s", event.message.topic, event.message.partition,
+                              event.message.offset)
+                await dead_letter(event, f"internal error: {type(exc).__name__}: {exc}")
+        await send_detections(found)
+        watcher.hold(stream, events)
+    await watcher.maybe_checkpoint()

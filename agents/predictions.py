@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from agents.checkpoints import Checkpointed
 from agents.intake import process_batch
-from app.faust_app import app, prediction_inputs, settings
+from app.faust_app import app, model_state_table, prediction_inputs, settings
 from models.fleet import ModelFleet
 from models.schema import decode_prediction_topic
 
 fleet = ModelFleet(settings.monitor, settings.model_monitors)
+watcher = Checkpointed(fleet, model_state_table, lambda event: event.model, settings.checkpoint_interval_s)
+app.on_partitions_revoked.connect(lambda sender, revoked, **_: watcher.revoked(revoked))
+app.timer(interval=settings.checkpoint_interval_s)(watcher.checkpoint)
 
 
 @app.agent(prediction_inputs)
 async def watch_predictions(stream):  # type: ignore[no-untyped-def]
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        await process_batch(events, decode_prediction_topic, fleet.observe)
+    async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
+        await process_batch(stream, events, decode_prediction_topic, watcher)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import logging
+
 import faust
+from aiokafka.errors import KafkaError
 
 from app.config import apply_catalogue
 from app.kafka_access import check_before_start, config_problems
 from app.settings import Settings
-from app.topics import TopicSpec, topic_specs
+from app.topics import TopicSpec, ensure_topics, topic_specs
 from models.routing import load_rules
 
+log = logging.getLogger(__name__)
 settings = Settings.from_env()
 # Loaded at import so a bad rules file stops the worker at start with the reason, not on the first detection.
 routing_rules = apply_catalogue(load_rules(settings.rules_file).with_overrides(
@@ -31,6 +37,8 @@ def _credentials(s: Settings) -> faust.types.auth.CredentialsT | None:
     return None
 
 
+CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024  # one model's monitors, compressed; far above what 1,000 features need
+
 app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.bootstrap.replace(',', ';kafka://')}",
@@ -44,6 +52,9 @@ app = faust.App(
     web_host=settings.web_host,
     web_port=settings.web_port,
     consumer_auto_offset_reset="earliest",
+    producer_max_request_size=CHECKPOINT_MAX_BYTES,
+    # A worker that dies is noticed after this long and its partitions move (Faust's default is 60 s).
+    broker_session_timeout=settings.session_timeout_s,
 )
 # Before the worker connects: security settings that contradict each other, or a broker that refuses these
 # credentials, stop it with one clear line and exit code 78 or 77, not a retry loop or a bootstrap traceback.
@@ -74,6 +85,23 @@ def _inputs(native: faust.TopicT, target: str) -> faust.TopicT:
 prediction_inputs = _inputs(predictions_topic, "predictions")
 infrastructure_inputs = _inputs(infrastructure_topic, "infrastructure")
 
+
+def _monitor_state(name: str) -> faust.Table:
+    """Checkpoints of monitor state by model or source name, co-partitioned with the input topics
+    (see agents/checkpoints.py)."""
+    return app.Table(
+        name,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,  # Faust takes the changelog's serializers from the types, not from the schema
+        schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
+        extra_topic_configs={"max.message.bytes": str(CHECKPOINT_MAX_BYTES)},
+    )
+
+
+model_state_table = _monitor_state("model-state")
+source_state_table = _monitor_state("source-state")
+
 _JSON = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
 # Incident state and revision history by dedup key, changelogged, so a restarted worker continues its open
 # incidents. Keys are the raw dedup-key bytes of the detections topic, so Faust's table routing (web views
@@ -90,3 +118,24 @@ silences_table = app.GlobalTable("silences", partitions=1, schema=_JSON)
 causes_table = app.GlobalTable("causes", partitions=settings.partitions, schema=_JSON)
 # Operators' area corrections (and silent confirmations), the learned router's training data and history.
 area_feedback_table = app.GlobalTable("area-feedback", partitions=settings.partitions, schema=_JSON)
+
+
+def _create_topics_before_joining(sender: object, **_: object) -> None:
+    """Create every topic, changelogs included, before the worker joins its group. Faust creates its
+    changelogs itself, but a consumer whose metadata lags that creation can hang in the partition
+    assignment (seen on a loaded machine: 'Ignoring missing topic', then no assignment ever)."""
+    changelogs = [
+        TopicSpec(table.changelog_topic.get_topic_name(), table.partitions or settings.partitions,
+                  {"cleanup.policy": "compact", **table.extra_topic_configs})
+        for table in app.tables.values()
+    ]
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="topics") as pool:
+        try:
+            pool.submit(asyncio.run, ensure_topics(settings, changelogs, ready_timeout=15)).result()
+        except (KafkaError, TimeoutError) as exc:
+            # Faust also runs this for 'worker --help'; an unreachable broker is the worker's own problem
+            # to report (and retry) once it really starts.
+            log.warning("could not prepare the topics before joining: %s", exc)
+
+
+app.on_worker_init.connect(_create_topics_before_joining)

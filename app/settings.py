@@ -42,6 +42,8 @@ class Settings:
     resolve_after_s: float | None = None
     group_interval_s: float | None = None
     tick_interval_s: float = 5.0
+    checkpoint_interval_s: float = 5.0
+    session_timeout_s: float = 10.0
     batch_size: int = 500
     batch_within_s: float = 0.05
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
@@ -94,6 +96,8 @@ class Settings:
             resolve_after_s=number("EMLOPS_RESOLVE_AFTER_S", None),
             group_interval_s=number("EMLOPS_GROUP_INTERVAL_S", None),
             tick_interval_s=float(env.get("EMLOPS_TICK_INTERVAL_S", 5.0)),
+            checkpoint_interval_s=float(env.get("EMLOPS_CHECKPOINT_INTERVAL_S", 5.0)),
+            session_timeout_s=float(env.get("EMLOPS_SESSION_TIMEOUT_S", 10.0)),
             monitor=file.monitor,
             config_file=file.path,
             inputs=file.inputs,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from dataclasses import dataclass
+from typing import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -36,21 +39,26 @@ def input_topic_specs(settings: Settings) -> list[TopicSpec]:
     return [TopicSpec(spec.topic, settings.partitions, {}) for spec in settings.inputs]
 
 
-async def ensure_topics(settings: Settings) -> None:
-    """Create missing topics; existing ones are left as they are."""
+async def ensure_topics(settings: Settings, extra: Iterable[TopicSpec] = (), ready_timeout: float = 30.0) -> None:
+    """Create missing topics, then wait until the broker serves metadata for all of them: a consumer that
+    joins its group while a new topic is still unknown can be left out of (or stuck in) the assignment.
+    Existing topics are left as they are."""
+    wanted = [*topic_specs(settings), *input_topic_specs(settings), *extra]
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(s.name, s.partitions, 1, topic_configs=s.config)
-            for s in [*topic_specs(settings), *input_topic_specs(settings)]
-            if s.name not in existing
-        ]
-        for topic in missing:
+        for spec in wanted:
+            if spec.name in existing:
+                continue
             try:
-                await admin.create_topics([topic])
+                await admin.create_topics([NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config)])
             except TopicAlreadyExistsError:
                 pass  # another worker won the race
+        names = [spec.name for spec in wanted]
+        async with asyncio.timeout(ready_timeout):
+            while not all(t.get("error_code") == 0 and t.get("partitions")
+                          for t in await admin.describe_topics(names)):
+                await asyncio.sleep(0.2)
     finally:
         await admin.close()

@@ -32,6 +32,12 @@ class WorkerProcess:
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
+    def kill(self) -> None:
+        """SIGKILL, as an out-of-memory killer or a lost node would: no shutdown, no last commit."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
     def stop(self, timeout: float = 20) -> None:
         process = self._process
         if process is None or process.poll() is not None:

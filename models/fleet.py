@@ -95,6 +95,12 @@ class ModelFleet:
         for (version, segment), monitor in state.monitors.items():
             self.monitors.put((model, version, segment), monitor)
 
+    def forget_key(self, model: str) -> None:
+        """Drop a model's state (its partition moved to another worker, which restores it from a checkpoint)."""
+        self.joins.discard(model)
+        for key in [k for k in self.monitors if k[0] == model]:
+            self.monitors.discard(key)
+
     def snapshot(self) -> bytes:
         return snapshot.dumps(FleetState(self.config, {k: self.snapshot_key(k) for k in self.keys()}, self.per_model))
 
@@ -135,6 +141,10 @@ class ServiceFleet:
             raise snapshot.SnapshotError(f"snapshot is of source {state.source!r}, not {source!r}")
         for kind, monitor in state.monitors.items():
             self.monitors.put((source, kind), monitor)
+
+    def forget_key(self, source: str) -> None:
+        for key in [k for k in self.monitors if k[0] == source]:
+            self.monitors.discard(key)
 
     def snapshot(self) -> bytes:
         return snapshot.dumps(FleetState(self.config, {k: self.snapshot_key(k) for k in self.keys()}))

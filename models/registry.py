@@ -41,6 +41,10 @@ class Registry(Generic[K, V]):
             items.popitem(last=False)
             self.evictions += 1
 
+    def discard(self, key: K) -> None:
+        """Drop an item that another worker now owns (not an eviction: it is not counted)."""
+        self._items.pop(key, None)
+
     def peek(self, key: K) -> V | None:
         """The item if present, without creating it or changing the eviction order."""
         return self._items.get(key)

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from app.settings import Settings
@@ -66,9 +67,14 @@ async def wait_consumed(settings: Settings, topics: Iterable[str], timeout: floa
         partitions = [tp for t in topics for tp in
                       (TopicPartition(t, p) for p in (await probe._client.fetch_all_metadata()).partitions_for_topic(t))]
         ends = await probe.end_offsets(partitions)
+        committed: dict = {}
         async with asyncio.timeout(timeout):
             while True:
-                committed = await admin.list_consumer_group_offsets(settings.app_id, partitions=partitions)
+                try:
+                    committed = await admin.list_consumer_group_offsets(settings.app_id, partitions=partitions)
+                except KafkaError:  # the worker's group does not exist yet
+                    await asyncio.sleep(0.5)
+                    continue
                 done = {tp: max(committed[tp].offset, 0) if tp in committed else 0 for tp in partitions}
                 if all(done[tp] >= ends[tp] for tp in partitions):
                     return
