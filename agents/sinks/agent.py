@@ -20,6 +20,7 @@ from agents.sinks.delivery import Delivery, SinkStats, SinkWorker
 from app.config import owners
 from app.faust_app import app, dead_letter_topic, incidents_topic, settings
 from models import codec
+from models.adapters.delivery import pages
 from models.schema import InvalidEvent
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ async def _deliver_tickets(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 try:
                     ticket = decode_ticket(event.value)
-                    if ticket is None:
+                    if ticket is None or not pages(ticket):
                         continue
                     for worker in workers:
                         if worker.spec.route.matches(ticket):

@@ -44,6 +44,15 @@ class Route:
         return all(labels.get(k) == v for k, v in self.labels.items())
 
 
+def pages(ticket: Mapping[str, Any]) -> bool:
+    """Whether a revision should reach a pager at all: silenced incidents and incidents explained by an
+    open upstream incident (``caused_by``, which pages itself) are recorded on the incidents topic but page
+    nobody. Resolutions always go out, so a receiver can close whatever it had opened."""
+    if ticket.get("status") == "resolved":
+        return True
+    return not (ticket.get("silenced_by") or ticket.get("caused_by"))
+
+
 OK, RETRY, FAIL = "ok", "retry", "fail"
 
 

@@ -15,7 +15,7 @@ from agents.sinks.delivery import Delivery, SinkStats, SinkWorker
 from app.broker import free_port
 from app.config import SinkSpec
 from models.adapters import alertmanager, pagerduty
-from models.adapters.delivery import FAIL, OK, RETRY, Backoff, Route, classify
+from models.adapters.delivery import FAIL, OK, RETRY, Backoff, Route, classify, pages
 from models.routing import load_rules, route, tick
 from models.schema import Detection, DetectionKind, Severity, TicketStatus
 
@@ -294,3 +294,15 @@ def test_a_failing_give_up_callback_does_not_stop_the_sink() -> None:
     asyncio.run(_run(worker, scenario))
     assert [b["status"] for b in receiver.received] == ["resolved"]
     assert stats.snapshot()["test-alertmanager"] == {"failed": 1, "delivered": 1}
+
+
+@pytest.mark.parametrize("ticket, expected", [
+    ({"status": "triggered"}, True),
+    ({"status": "updated", "silenced_by": ["maintenance"]}, False),
+    ({"status": "triggered", "caused_by": [{"incident_id": "p", "dedup_key": "source=etl", "summary": "stale"}]},
+     False),
+    ({"status": "resolved", "silenced_by": ["maintenance"]}, True),
+    ({"status": "acknowledged", "silenced_by": [], "caused_by": []}, True),
+])
+def test_silenced_and_explained_revisions_page_nobody_but_resolutions_go_out(ticket, expected):
+    assert pages(ticket) is expected
