@@ -27,6 +27,7 @@ class MonitorConfig:
     error_min_change: float = 0.02
     error_window: int = 200
     error_method: str = "adwin"
+    error_direction: str = "both"  # a fall of the error rate is reported too, as info (the concept changed back)
     # ground truth's class mix (label drift)
     label_min_change: float = 0.03
     # label-free accuracy estimate from confidence
@@ -77,6 +78,8 @@ class MonitorConfig:
         for name in ("drift_min_samples", "pending_max", "hst_trees", "hst_height", "hst_window", "max_keys"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.error_direction not in ("up", "both"):
+            raise ValueError(f"error_direction must be 'up' or 'both', got {self.error_direction!r}")
         if self.error_method not in ("hddm_a", "hddm_w", "adwin", "ddm"):
             raise ValueError(f"error_method must be hddm_a, hddm_w, adwin or ddm, got {self.error_method!r}")
         for name in ("categorical_reference", "categorical_window", "max_categories", "error_window",

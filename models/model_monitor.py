@@ -59,9 +59,11 @@ class ModelMonitor(Snapshottable):
         self._confidence = self._signal(DOWN)
         self._prediction = self._signal(BOTH)
         self._classes = self._categorical()
+        self._class_mix = ClassMix(delta=c.drift_delta, min_samples=c.drift_min_samples, min_change=c.label_min_change,
+                                   cooldown=c.drift_cooldown, max_classes=min(c.max_categories, 64))
         self._latency = self._signal(UP, min_effect=c.latency_min_effect)
         self._errors = self._signal(UP, min_samples=c.performance_min_samples)
-        self._error_rate = ErrorRate(method=c.error_method, confidence=c.error_confidence,
+        self._error_rate = ErrorRate(method=c.error_method, confidence=c.error_confidence, direction=c.error_direction,
                                      min_samples=c.performance_min_samples, min_change=c.error_min_change,
                                      window=c.error_window, cooldown=c.drift_cooldown)
         self._estimate = ConfidenceEstimate(delta=c.drift_delta, min_samples=c.drift_min_samples,
@@ -170,6 +172,12 @@ class ModelMonitor(Snapshottable):
         else:
             self._observe(self._prediction, _numeric(event.prediction), DetectionKind.PREDICTION_DRIFT, t, found,
                           "predictions of {m} drifted ({b:.4g} -> {a:.4g})")
+            if _is_class(event.prediction):
+                # Whole-number outputs are classes too: their mix moves by a few points long before the mean
+                # moves by a standard deviation. One prediction-drift detection per event at most.
+                change = self._class_mix.update(_class_name(event.prediction))
+                if change is not None and not (found and found[-1].kind == DetectionKind.PREDICTION_DRIFT):
+                    found.append(self._class_detection(DetectionKind.PREDICTION_DRIFT, change, t, "predictions"))
         if event.confidence is not None:
             shift = self._estimate.update(event.confidence)
             if shift is not None and self._estimate.labelled:
@@ -294,24 +302,29 @@ class ModelMonitor(Snapshottable):
                           "ground truth of {m} moved ({b:.4g} -> {a:.4g})")
             return
         change = self._label_mix.update(_class_name(label))
-        if change is None:
-            return
+        if change is not None:
+            found.append(self._class_detection(DetectionKind.LABEL_DRIFT, change, t, "ground truth"))
+
+    def _class_detection(self, kind: DetectionKind, change: ClassShift, t: float, what: str) -> Detection:
         shift = change.shift
         score, severity = shift_severity(abs(shift.after_mean - shift.before_mean) / 0.05, critical_effect=3.0)
-        found.append(Detection(
-            kind=DetectionKind.LABEL_DRIFT,
+        return Detection(
+            kind=kind,
             entity=dict(self.labels),
             score=score,
             severity=severity,
             event_time=t,
             detector="class_mix",
             evidence=change.as_evidence(),
-            summary=f"share of class {change.label!r} in the ground truth of {self.model} v{self.version} moved "
+            summary=f"share of class {change.label!r} in the {what} of {self.model} v{self.version} moved "
                     f"{shift.before_mean:.1%} -> {shift.after_mean:.1%}",
-        ))
+        )
 
     def _rate_detection(self, change: RateChange, t: float) -> Detection:
         score, severity = shift_severity(change.effect_size, critical_effect=1.0)
+        moved = "rose"
+        if change.direction == DOWN:  # better than before: worth knowing (a fix landed, the concept came back)
+            severity, moved = Severity.INFO, "fell"
         return Detection(
             kind=DetectionKind.PERFORMANCE_DRIFT,
             entity=dict(self.labels),
@@ -320,7 +333,7 @@ class ModelMonitor(Snapshottable):
             event_time=t,
             detector=f"error_rate_{change.method}",
             evidence={**change.as_evidence(), "labelled": self.labelled},
-            summary=f"error of {self.model} v{self.version} rose ({change.before_rate:.3f} -> {change.after_rate:.3f}); "
+            summary=f"error of {self.model} v{self.version} {moved} ({change.before_rate:.3f} -> {change.after_rate:.3f}); "
                     f"running accuracy {change.accuracy:.1%}",
         )
 
@@ -339,6 +352,11 @@ class ModelMonitor(Snapshottable):
             "estimated_accuracy": _round(self._estimate.estimate),
             "unwatched_features": self.unwatched_features,
         }
+
+
+def _is_class(prediction: Scalar) -> bool:
+    """Booleans and whole numbers: the outputs of a classifier (a regressor's outputs are rarely all whole)."""
+    return isinstance(prediction, bool) or (isinstance(prediction, (int, float)) and float(prediction).is_integer())
 
 
 def _class_name(label: Scalar) -> str:

@@ -113,12 +113,16 @@ def test_labelled_stationary_traffic_is_quiet():
 
 
 def test_error_rate_rise_through_late_labels():
-    assert fleet_run(labelled_traffic(error_after=0.25)) == [(8608, "performance_drift", "error_rate_adwin")]
+    # The wrong answers also move the prediction mix (30% -> 36% positive), which the class mix sees later.
+    assert fleet_run(labelled_traffic(error_after=0.25)) == [(8608, "performance_drift", "error_rate_adwin"),
+                                                             (13565, "prediction_drift", "class_mix")]
 
 
 def test_label_drift_when_the_ground_truth_mix_moves():
     # The classifier stays as right as before: only the share of positives in the truth moved.
-    assert fleet_run(labelled_traffic(positive_after=0.45)) == [(8544, "label_drift", "class_mix")]
+    # The predictions follow the truth, so their mix moves too.
+    assert fleet_run(labelled_traffic(positive_after=0.45)) == [(8544, "label_drift", "class_mix"),
+                                                                (9405, "prediction_drift", "class_mix")]
 
 
 def test_estimated_accuracy_drop_is_reported_while_labels_are_missing():
@@ -147,3 +151,24 @@ def test_no_estimate_detection_without_any_label_to_calibrate_it():
 
 def test_detections_are_kinds_the_rules_know():
     assert DetectionKind("label_drift") is DetectionKind.LABEL_DRIFT
+
+
+def test_error_rate_fall_is_reported_as_info():
+    fleet = ModelFleet()
+    found = [d for e in labelled_traffic(error_after=0.02, n=12_000) for d in fleet.observe(e)
+             if d.kind == DetectionKind.PERFORMANCE_DRIFT]
+    assert [(d.severity.value, d.evidence["direction"]) for d in found] == [("info", "down")]
+    assert "fell" in found[0].summary
+
+
+def test_class_mix_of_whole_number_predictions():
+    # A frozen classifier whose inputs moved: its 0/1 outputs shift from 50/50 to 40/60 (the mean moves by a
+    # fifth of a standard deviation, below the mean-shift gate; the class mix sees it).
+    rng = random.Random(9)
+    monitor = ModelMonitor("m", "1")
+    found = []
+    for i in range(8000):
+        prediction = int(rng.random() < (0.5 if i < 4000 else 0.6))
+        event = PredictionEvent(f"r{i}", "m", "1", float(i), {"x": 1.0}, prediction)
+        found += [(i, d.detector, d.evidence["class"]) for d in monitor.observe_prediction(event)]
+    assert found == [(5247, "class_mix", "1")]

@@ -158,7 +158,9 @@ def fleet_traffic(seed: int = 3, n: int = 4000, degrade_at: int = 2000) -> Itera
 def test_performance_drift_is_found_on_the_version_whose_labels_disagree():
     fleet = ModelFleet()
     found = observed(fleet_traffic(), fleet.observe)
-    assert summary(found) == [(8333, "performance_drift", {"model": "m", "version": "2"})]
+    # Version 2's wrong answers also move its prediction mix (30% -> 44% positive): a prediction drift.
+    assert summary(found) == [(8333, "performance_drift", {"model": "m", "version": "2"}),
+                              (9073, "prediction_drift", {"model": "m", "version": "2"})]
     d = found[0][1]
     assert d.severity == Severity.CRITICAL
     assert d.evidence["before_mean"] == pytest.approx(0.05, abs=0.02)
