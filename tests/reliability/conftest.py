@@ -1,9 +1,7 @@
 """Reliability and security tests: real brokers and real worker processes, broken on purpose.
 
-The PLAINTEXT broker fixtures of tests/integration are reused as they are (``local_broker``, ``bootstrap``,
-``pipeline``: the cluster named by KAFKA_BOOTSTRAP_SERVERS, or else a broker started from the Maven jars).
-Pytest keeps one session instance per directory, so a run of both folders without KAFKA_BOOTSTRAP_SERVERS
-starts one local broker for each. ``scram_broker`` is a broker of its own with SASL/SCRAM listeners (plain
+The PLAINTEXT broker fixtures (``local_broker``, ``bootstrap``, ``pipeline``) come from tests/conftest.py,
+shared with tests/integration. ``scram_broker`` is a broker of its own with SASL/SCRAM listeners (plain
 and TLS); it is started whatever KAFKA_BOOTSTRAP_SERVERS says, because that cluster's security is not ours
 to choose.
 """
@@ -16,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from app.broker import BrokerError, LocalBroker, free_port
-from tests.integration.conftest import bootstrap, local_broker, pipeline  # noqa: F401  (fixtures)
 
 _HERE = Path(__file__).resolve().parent
 

@@ -1,0 +1,73 @@
+"""Fixtures every broker-backed test folder shares, defined once so a run starts one broker, not one per
+folder: the cluster named by KAFKA_BOOTSTRAP_SERVERS, or else a broker started here from the Maven jars
+(shared jar cache, throw-away data dir, free ports)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from app.broker import BrokerError, LocalBroker, free_port
+from app.settings import Settings
+from app.topics import ensure_topics
+from app.worker_process import WorkerProcess
+
+
+@pytest.fixture(scope="session")
+def local_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker | None]:
+    """None when an external cluster is configured. A broker that cannot start fails the tests: a
+    skipped integration suite would pass silently on exactly the machines where it matters."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield None
+        return
+    port = free_port()
+    controller_port = free_port()
+    while controller_port == port:
+        controller_port = free_port()
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka"), port=port, controller_port=controller_port)
+    failure = None
+    try:
+        broker.start()
+    except BrokerError as exc:
+        failure = str(exc)
+    if failure is not None:
+        pytest.fail(f"could not start a local Kafka broker: {failure}", pytrace=False)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def bootstrap(local_broker: LocalBroker | None) -> str:
+    if local_broker is None:
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    return local_broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def pipeline(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A real worker process on its own topics; tests tell their data apart by model and source names."""
+    run = uuid.uuid4().hex[:8]
+    work = tmp_path_factory.mktemp("worker")
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "EMLOPS_APP_ID": f"emlops-it-{run}",
+        "EMLOPS_TOPIC_PREFIX": f"emlops-it-{run}.",
+        "EMLOPS_WEB_PORT": str(free_port()),
+        "EMLOPS_DATA_DIR": str(work / "data"),
+        "EMLOPS_TICK_INTERVAL_S": "1",
+        # Quiet incidents resolve quickly; repeats never add revisions, so revision sequences are exact.
+        "EMLOPS_RESOLVE_AFTER_S": "8",
+        "EMLOPS_GROUP_INTERVAL_S": "3600",
+    }
+    settings = Settings.from_env(env)
+    asyncio.run(ensure_topics(settings))
+    with WorkerProcess(env, work / "worker.log") as worker:
+        yield settings
+        if worker.exit_code is not None:
+            pytest.fail(f"the worker died (exit {worker.exit_code}):\n{worker.log_tail()}", pytrace=False)
