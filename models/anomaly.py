@@ -58,8 +58,8 @@ class SeriesAnomaly(Snapshottable):
         Contexts the Markov model learns; later ones are scored as unseen.
     """
 
-    def __init__(self, bins: int = 24, order: int = 2, span: int = 3000, short: int = 10, warmup: int = 300,
-                 tolerance: float = 0.02, min_z: float = 0.0, alarm: float = 0.5, cooldown: int = 100,
+    def __init__(self, bins: int = 24, order: int = 2, span: int = 5000, short: int = 10, warmup: int = 300,
+                 tolerance: float = 0.02, min_z: float = 0.0, alarm: float = 0.45, cooldown: int = 100,
                  variance_floor: float = 1e-4, max_contexts: int = 4096) -> None:
         if min(bins, order, span, short, max_contexts) < 1 or warmup < 0 or cooldown < 0:
             raise ValueError("bins, order, span, short and max_contexts must be >= 1; warmup and cooldown >= 0")

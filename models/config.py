@@ -54,11 +54,11 @@ class MonitorConfig:
     # per-metric anomaly score (models/anomaly.py SeriesAnomaly): sequence likelihood + learnt range
     series_bins: int = 24
     series_order: int = 2
-    series_span: int = 3000
+    series_span: int = 5000
     series_warmup: int = 300
     series_tolerance: float = 0.02
     series_min_z: float = 2.0
-    series_alarm: float = 0.5
+    series_alarm: float = 0.45
     series_cooldown: int = 100
     max_metrics: int = 256
     seed: int = 42
