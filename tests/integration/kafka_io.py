@@ -85,3 +85,23 @@ async def wait_consumed(settings: Settings, topics: Iterable[str], timeout: floa
     finally:
         await probe.stop()
         await admin.close()
+
+
+async def wait_members(settings: Settings, count: int, timeout: float = 90) -> None:
+    """Until the worker group is stable with ``count`` members, each holding part of the partitions."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                (response,) = await admin.describe_consumer_groups([settings.app_id])
+                _, _, state, _, _, members, *_ = response.groups[0]
+                if state == "Stable" and len(members) == count:
+                    return
+                await asyncio.sleep(0.5)
+    except TimeoutError:
+        raise AssertionError(f"the group {settings.app_id} did not settle with {count} members") from None
+    finally:
+        await admin.close()
