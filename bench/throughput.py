@@ -616,6 +616,12 @@ class Bench:
                     f"5/7 latency at half the sustained rate: {rate:,.0f} events/s for {self.plan.latency_s:.0f} s",
                     "latency", self.latency(rate, admin))
         finally:
+            if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):  # leave nothing behind on someone's cluster
+                with contextlib.suppress(KafkaError):
+                    mine = [t for t in await admin.list_topics() if t.startswith(f"bench-{self.run_id}")]
+                    if mine:
+                        await admin.delete_topics(mine)
+                        log(f"deleted the {len(mine)} topics of this run")
             await admin.close()
         self.results["components"] = await self.phase("6/7 hot-path components (in-process, CPU time per event)",
                                                       "components", asyncio.to_thread(self.components))
