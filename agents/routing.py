@@ -29,7 +29,16 @@ from app.faust_app import (
 from models import codec
 from models.cloudevents import ticket_headers
 from models.learned_routing import AreaLearner, incident_features
-from models.routing import IncidentState, RoutingContext, act, is_area_correction, route, tick
+from models.routing import (
+    IncidentState,
+    RoutingContext,
+    act,
+    cause_record,
+    causes_for,
+    is_area_correction,
+    route,
+    tick,
+)
 from models.schema import ActionKind, Area, Detection, InvalidEvent, OperatorAction, Silence, Ticket, TicketStatus
 from models.silences import validate
 
@@ -75,17 +84,8 @@ learned = _Learned()
 
 def _context(detection: Detection) -> RoutingContext:
     silences = tuple(Silence.from_dict(v) for v in silences_table.values())
-    learned_areas = learned.areas_for(detection)
-    model = detection.entity.get("model")
-    if model is None or routing_rules.rule_for(detection.kind).group_by[0] != "model":
-        return RoutingContext(silences=silences, learned_areas=learned_areas)
-    upstream = set(routing_rules.depends_on.get(model, ()))
-    causes = tuple(
-        {"incident_id": c["incident_id"], "dedup_key": c["dedup_key"], "summary": c["summary"]}
-        for source, c in sorted(causes_table.items())
-        if source in upstream or model in c["models"]
-    )
-    return RoutingContext(silences=silences, causes=causes, learned_areas=learned_areas)
+    return RoutingContext(silences=silences, causes=causes_for(detection, routing_rules, causes_table),
+                          learned_areas=learned.areas_for(detection))
 
 
 def _record_feedback(ticket: Ticket) -> None:
@@ -105,15 +105,14 @@ def _record_feedback(ticket: Ticket) -> None:
 
 def _remember_cause(ticket: Ticket) -> None:
     """Open incidents on a source are kept where every router can see them, to explain model tickets."""
-    source = ticket.labels.get("source")
-    if source is None:
+    cause = cause_record(ticket)
+    if cause is None:
         return
-    if ticket.status == TicketStatus.RESOLVED:
+    source, record = cause
+    if record is None:
         causes_table.pop(source, None)
-        return
-    models = sorted(set(ticket.labels.get("model", "").split(",")) - {""})
-    causes_table[source] = {"incident_id": ticket.incident_id, "dedup_key": ticket.dedup_key,
-                            "summary": ticket.summary, "models": models}
+    else:
+        causes_table[source] = record
 
 
 async def publish(ticket: Ticket, event_time: float | None = None) -> None:

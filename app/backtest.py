@@ -20,6 +20,7 @@ import io
 import os
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -27,6 +28,7 @@ from typing import IO, Iterable, Iterator
 from models import codec
 from models.config import MonitorConfig
 from models.fleet import ModelFleet, ServiceFleet
+from models.routing import OfflineRouter, Rules, RulesError, load_rules
 from models.schema import InfraEvent, InvalidEvent, decode_prediction_topic
 from models.service_monitor import ServiceMonitor
 
@@ -35,6 +37,7 @@ from models.service_monitor import ServiceMonitor
 class Outcome:
     rows: int = 0
     detections: int = 0  # detections written (JSONL input)
+    tickets: int = 0  # ticket revisions written (JSONL input with --tickets)
     invalid: int = 0
     first_error: str = ""
 
@@ -112,7 +115,9 @@ def backtest_csv(source: IO[str], out: IO[str], config: MonitorConfig, name: str
     return outcome
 
 
-def backtest_jsonl(source: IO[bytes], out: IO[str], config: MonitorConfig, progress: Progress) -> Outcome:
+def backtest_jsonl(source: IO[bytes], out: IO[str], config: MonitorConfig, progress: Progress,
+                   router: OfflineRouter | None = None, tickets: IO[str] | None = None) -> Outcome:
+    """Detections to ``out``; with a router, also the ticket revisions the rules would have published."""
     models, services = ModelFleet(config), ServiceFleet(config)
     outcome = Outcome()
     done = 0
@@ -134,13 +139,18 @@ def backtest_jsonl(source: IO[bytes], out: IO[str], config: MonitorConfig, progr
         for detection in found:
             outcome.detections += 1
             out.write(codec.dumps({"type": "detection", "line": line_no, **detection.to_dict()}).decode() + "\n")
+            if router is not None and tickets is not None:
+                for ticket in router.route(detection):
+                    outcome.tickets += 1
+                    tickets.write(codec.dumps({"line": line_no, **ticket.to_dict()}).decode() + "\n")
         if line_no % 4096 == 0:
             progress.tick(done, outcome.rows)
     return outcome
 
 
 def run(input_path: Path, output_path: Path, config: MonitorConfig | None = None, fmt: str = "auto",
-        progress_stream: IO[str] | None = sys.stderr, progress_every_s: float = 2.0) -> Outcome:
+        progress_stream: IO[str] | None = sys.stderr, progress_every_s: float = 2.0,
+        tickets_path: Path | None = None, rules: Rules | None = None) -> Outcome:
     config = config or MonitorConfig()
     if fmt == "auto":
         fmt = "csv" if input_path.suffix.lower() == ".csv" else "jsonl"
@@ -152,8 +162,12 @@ def run(input_path: Path, output_path: Path, config: MonitorConfig | None = None
                 with open(input_path, encoding="utf-8", newline="") as source:
                     outcome = backtest_csv(source, out, config, input_path.stem, progress)
             else:
-                with open(input_path, "rb") as raw:
-                    outcome = backtest_jsonl(io.BufferedReader(raw), out, config, progress)
+                with open(input_path, "rb") as raw, ExitStack() as stack:
+                    tickets = None
+                    if tickets_path is not None:
+                        tickets = stack.enter_context(open(tickets_path, "w", encoding="utf-8"))
+                    router = OfflineRouter(rules or load_rules()) if tickets is not None else None
+                    outcome = backtest_jsonl(io.BufferedReader(raw), out, config, progress, router, tickets)
         os.replace(tmp, output_path)  # a failed run leaves no half-written output behind
     finally:
         if tmp.exists():
@@ -174,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="input format (default: from the file extension)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a monitor setting (MonitorConfig field), e.g. --set drift_delta=1e-5")
+    parser.add_argument("--tickets", type=Path, metavar="TICKETS.jsonl",
+                        help="JSONL input: also route the detections and write the ticket revisions the rules "
+                        "would have published (the clock is the events' time)")
+    parser.add_argument("--rules", type=Path, help="routing rules file for --tickets (default: the shipped rules)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
     if not args.input.is_file():
@@ -184,12 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(f"--set: {exc}")
     try:
-        outcome = run(args.input, args.output, config, args.format, None if args.quiet else sys.stderr)
+        rules = load_rules(args.rules) if args.rules else None
+    except RulesError as exc:
+        parser.error(str(exc))
+    try:
+        outcome = run(args.input, args.output, config, args.format, None if args.quiet else sys.stderr,
+                      tickets_path=args.tickets, rules=rules)
     except InvalidEvent as exc:
         print(f"emlops backtest: {args.input}: {exc}", file=sys.stderr)
         return 1
     what = "rows scored" if (args.format == "csv" or args.input.suffix.lower() == ".csv") else "events"
     found = "" if what == "rows scored" else f", {outcome.detections} detections"
+    if args.tickets:
+        found += f", {outcome.tickets} ticket revisions -> {args.tickets}"
     print(f"emlops backtest: {outcome.rows} {what}{found}, {outcome.invalid} invalid -> {args.output}",
           file=sys.stderr)
     if outcome.first_error:

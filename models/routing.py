@@ -376,3 +376,68 @@ def _merge_labels(labels: Mapping[str, str], entity: Mapping[str, str]) -> dict[
         elif key not in merged:
             merged[key] = value
     return merged
+
+
+def cause_record(ticket: Ticket) -> tuple[str, dict[str, Any] | None] | None:
+    """For a revision of a source incident: the source and what model tickets may cite while it is open
+    (``None`` once resolved). Model incidents return ``None``: they explain nothing."""
+    source = ticket.labels.get("source")
+    if source is None:
+        return None
+    if ticket.status == TicketStatus.RESOLVED:
+        return source, None
+    models = sorted(set(ticket.labels.get("model", "").split(",")) - {""})
+    return source, {"incident_id": ticket.incident_id, "dedup_key": ticket.dedup_key,
+                    "summary": ticket.summary, "models": models}
+
+
+def causes_for(detection: Detection, rules: Rules, open_sources: Mapping[str, Mapping[str, Any]]
+               ) -> tuple[dict[str, str], ...]:
+    """Open source incidents that explain a model detection: sources the catalogue says the model depends on,
+    and sources whose own events named the model."""
+    model = detection.entity.get("model")
+    if model is None or rules.rule_for(detection.kind).group_by[0] != "model":
+        return ()
+    upstream = set(rules.depends_on.get(model, ()))
+    return tuple(
+        {"incident_id": c["incident_id"], "dedup_key": c["dedup_key"], "summary": c["summary"]}
+        for source, c in sorted(open_sources.items())
+        if source in upstream or model in c["models"]
+    )
+
+
+class OfflineRouter:
+    """Routing for a replay (``emlops backtest --tickets``): the clock is the detections' event time, so
+    a file yields the revisions the current rules would have published, quiet resolutions included."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self.states: dict[str, IncidentState] = {}
+        self.open_sources: dict[str, dict[str, Any]] = {}
+
+    def route(self, detection: Detection) -> list[Ticket]:
+        published = self.advance(detection.event_time)
+        key, _ = self.rules.group(detection)
+        context = RoutingContext(causes=causes_for(detection, self.rules, self.open_sources))
+        self.states[key], ticket = route(detection, self.states.get(key), self.rules, detection.event_time, context)
+        return self._note(published + ([ticket] if ticket else []))
+
+    def advance(self, now: float) -> list[Ticket]:
+        """Let time pass to ``now``: flush held-back repeats, resolve what went quiet."""
+        published = []
+        for key, state in self.states.items():
+            self.states[key], ticket = tick(state, self.rules, now)
+            if ticket is not None:
+                published.append(ticket)
+        return self._note(published)
+
+    def _note(self, tickets: list[Ticket]) -> list[Ticket]:
+        for ticket in tickets:
+            cause = cause_record(ticket)
+            if cause is not None:
+                source, record = cause
+                if record is None:
+                    self.open_sources.pop(source, None)
+                else:
+                    self.open_sources[source] = record
+        return tickets
