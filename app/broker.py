@@ -356,7 +356,10 @@ class LocalBroker:
             key, _, value = line.partition("=")
             if key.strip() == "cluster.id" and value.strip():
                 return value.strip()
-        return base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        while True:  # an id starting with '-' reads as an option to the storage tool (Kafka draws again too)
+            cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+            if not cluster_id.startswith("-"):
+                return cluster_id
 
     def _format_storage(self, java: str, libs: Path) -> None:
         cluster_id = self._cluster_id()
