@@ -55,6 +55,8 @@ class Rules:
     default_tier: int = 2
     group_interval_s: float = 60.0
     resolve_after_s: float = 600.0
+    group_wait_s: float = 0.0
+    repeat_interval_s: float = 4 * 3600.0
 
     def rule_for(self, kind: DetectionKind) -> Rule:
         return self.rules[kind]
@@ -93,7 +95,7 @@ def load_rules(path: str | Path | None = None) -> Rules:
 
 
 SECTIONS = {"defaults", "priority", "catalogue", "rule"}
-DEFAULT_KEYS = {"group_interval_s", "resolve_after_s", "default_tier"}
+DEFAULT_KEYS = {"group_interval_s", "resolve_after_s", "group_wait_s", "repeat_interval_s", "default_tier"}
 
 
 def parse_rules(data: Mapping[str, Any], where: str = "rules") -> Rules:
@@ -117,9 +119,10 @@ def _parse_rules(data: Mapping[str, Any], where: str) -> Rules:
     if unknown:
         raise RulesError(f"{where}: unknown [defaults] key(s) {unknown}; expected {sorted(DEFAULT_KEYS)}")
     timings = {name: float(defaults.get(name, fallback))
-               for name, fallback in (("group_interval_s", 60), ("resolve_after_s", 600))}
+               for name, fallback in (("group_interval_s", 60), ("resolve_after_s", 600), ("group_wait_s", 0),
+                                      ("repeat_interval_s", 4 * 3600))}
     for name, value in timings.items():
-        if value <= 0:
+        if value < 0 or (value == 0 and name != "group_wait_s"):
             raise RulesError(f"{where}: [defaults] {name} must be > 0, got {value}")
     default_tier = int(defaults.get("default_tier", 2))
     priority: dict[Severity, tuple[str, ...]] = {}
@@ -194,17 +197,20 @@ class IncidentState:
     ticket: Ticket
     published_at: float
     unpublished: int = 0  # occurrences since the last published revision
+    waiting: bool = False  # opened, not yet published: gathering detections for group_wait_s
 
     @property
     def is_open(self) -> bool:
         return self.ticket.status != TicketStatus.RESOLVED
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ticket": self.ticket.to_dict(), "published_at": self.published_at, "unpublished": self.unpublished}
+        return {"ticket": self.ticket.to_dict(), "published_at": self.published_at, "unpublished": self.unpublished,
+                "waiting": self.waiting}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> IncidentState:
-        return cls(Ticket.from_dict(d["ticket"]), float(d["published_at"]), int(d["unpublished"]))
+        return cls(Ticket.from_dict(d["ticket"]), float(d["published_at"]), int(d["unpublished"]),
+                   bool(d.get("waiting", False)))
 
 
 def _incident_id(dedup_key: str, started_at: float) -> str:
@@ -261,6 +267,8 @@ def route(
             caused_by=context.causes,
             silenced_by=muting(context.silences, merged_labels, now),
         )
+        if rules.group_wait_s > 0:
+            return IncidentState(ticket, published_at=now, waiting=True), None
         return IncidentState(ticket, published_at=now), ticket
 
     old = state.ticket
@@ -295,6 +303,8 @@ def route(
         summary=old.summary if old.kinds == kinds else f"{old.summary}; {detection.summary}",
         detections=(old.detections + (evidence,))[-MAX_DETECTIONS_KEPT:],
     )
+    if state.waiting:  # still gathering: the first revision will carry all of it
+        return IncidentState(ticket, state.published_at, waiting=True), None
     if reasons:
         return _publish(ticket, state, now, "; ".join(reasons))
     if now - state.published_at >= rules.group_interval_s:
@@ -315,16 +325,23 @@ def _already_seen(detection: Detection, ticket: Ticket) -> bool:
 
 
 def tick(state: IncidentState, rules: Rules, now: float) -> tuple[IncidentState, Ticket | None]:
-    """Time passing: flush rate-limited occurrences, or resolve an incident that has gone quiet."""
+    """Time passing: publish an incident whose group wait is over, flush rate-limited occurrences, resolve an
+    incident that has gone quiet, or remind that one is still open after repeat_interval_s."""
     if not state.is_open:
         return state, None
     ticket = state.ticket
+    if state.waiting:
+        if now - ticket.started_at < rules.group_wait_s:
+            return state, None
+        return IncidentState(ticket, published_at=now), ticket
     rule_manual = any(rules.rule_for(k).manual_resolve for k in ticket.kinds)
     if not rule_manual and now - ticket.last_seen >= rules.resolve_after_s:
         resolved = replace(ticket, status=TicketStatus.RESOLVED, ended_at=now)
         return _publish(resolved, state, now, f"quiet for {rules.resolve_after_s:.0f}s", status=TicketStatus.RESOLVED)
     if state.unpublished and now - state.published_at >= rules.group_interval_s:
         return _publish(ticket, state, now, f"{state.unpublished} more occurrence(s)")
+    if now - state.published_at >= rules.repeat_interval_s:
+        return _publish(ticket, state, now, f"still open after {now - ticket.started_at:.0f}s")
     return state, None
 
 

@@ -128,3 +128,25 @@ def test_cloudevents_binary_mode_headers():
     assert headers["ce_subject"] == KEY.encode()
     assert headers["ce_time"] == b"2023-11-14T22:13:20Z"
     assert headers["content-type"] == b"application/json"
+
+
+def test_group_wait_gathers_the_first_detections_into_revision_one():
+    rules = RULES.with_overrides(group_wait_s=30)
+    state, first = route(drift(0), None, rules, T0)
+    assert first is None and state.waiting
+    state, second = route(drift(10, "tenure"), state, rules, T0 + 10)
+    assert second is None
+    assert tick(state, rules, T0 + 29)[1] is None
+    state, opened = tick(state, rules, T0 + 30)
+    assert (opened.revision, opened.status, opened.labels["feature"]) == (1, TicketStatus.TRIGGERED, "spend,tenure")
+    assert opened.occurrences == 2 and not state.waiting
+
+
+def test_repeat_interval_reminds_that_an_incident_is_still_open():
+    rules = RULES.with_overrides(repeat_interval_s=3600, resolve_after_s=10**6)
+    state, _ = route(drift(0), None, rules, T0)
+    assert tick(state, rules, T0 + 3599)[1] is None
+    state, reminder = tick(state, rules, T0 + 3600)
+    assert (reminder.revision, reminder.status, reminder.update_reason) == (2, TicketStatus.UPDATED,
+                                                                            "still open after 3600s")
+    assert tick(state, rules, T0 + 3601)[1] is None
