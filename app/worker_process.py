@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
+import urllib.request
 import sys
 from pathlib import Path
 from typing import Mapping
@@ -31,6 +33,22 @@ class WorkerProcess:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until the worker's ``/ready`` answers 200 (tables recovered, partitions assigned)."""
+        url = f"http://127.0.0.1:{self.env.get('EMLOPS_WEB_PORT', '6066')}/ready"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.exit_code is not None:
+                raise RuntimeError(f"the worker exited with {self.exit_code}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:  # not listening yet, or 503 while recovering
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"the worker was not ready within {timeout}s:\n{self.log_tail()}")
 
     def kill(self) -> None:
         """SIGKILL, as an out-of-memory killer or a lost node would: no shutdown, no last commit."""

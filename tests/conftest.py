@@ -68,6 +68,7 @@ def pipeline(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     settings = Settings.from_env(env)
     asyncio.run(ensure_topics(settings))
     with WorkerProcess(env, work / "worker.log") as worker:
+        worker.wait_ready()
         yield settings
         if worker.exit_code is not None:
             pytest.fail(f"the worker died (exit {worker.exit_code}):\n{worker.log_tail()}", pytrace=False)
