@@ -290,6 +290,7 @@ class ModelMonitor(Snapshottable):
                 if confidence is not None:
                     self._estimate.learn(confidence, error == 0.0)
                 if change is not None:
+                    self._estimate.freeze()  # the confidence no longer means what the labels taught it
                     found.append(self._rate_detection(change, t))
         self._observe(self._feedback, label.feedback, DetectionKind.NEGATIVE_FEEDBACK, t, found,
                       "user feedback on {m} worsened ({b:.2f} -> {a:.2f})")

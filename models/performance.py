@@ -219,13 +219,14 @@ class ConfidenceEstimate(Snapshottable):
     min_drop
         Smallest drop of the estimated accuracy worth reporting (0.03: three accuracy points).
     calibration_labels
-        Labels per bin after which the bin's calibration is frozen. Like CBPE, the estimate assumes the
-        link between confidence and accuracy holds; learning it forever would let a concept drift (which
-        the error rate reports) move the estimate too, and report the same decay twice.
+        Labels after which the calibration is frozen (also frozen by :meth:`freeze`, which the model monitor
+        calls when the error rate changed). Like CBPE, the estimate assumes the link between confidence and
+        accuracy holds; learning it forever would let a concept drift (which the error rate reports) move
+        the estimate too, and report the same decay twice, late.
     """
 
     def __init__(self, bins: int = 10, prior: float = 20.0, delta: float = 1e-4, min_samples: int = 200,
-                 min_drop: float = 0.03, cooldown: int = 1000, calibration_labels: int = 500) -> None:
+                 min_drop: float = 0.03, cooldown: int = 1000, calibration_labels: int = 2000) -> None:
         if bins < 1 or min_samples < 1 or calibration_labels < 1:
             raise ValueError("bins, min_samples and calibration_labels must be >= 1")
         if prior <= 0 or not 0 < min_drop < 1 or cooldown < 0:
@@ -239,6 +240,7 @@ class ConfidenceEstimate(Snapshottable):
         self.calibration_labels = calibration_labels
         self._correct = [0] * bins
         self._labelled = [0] * bins
+        self._frozen = False
         self._signal = MeanShift(delta=delta, direction=DOWN, min_samples=min_samples, min_effect=0.0,
                                  min_change=min_drop, cooldown=cooldown)
 
@@ -261,10 +263,16 @@ class ConfidenceEstimate(Snapshottable):
 
     def learn(self, confidence: float, correct: bool) -> None:
         """Calibrate with one labelled outcome of a prediction made with this confidence."""
+        if self._frozen:
+            return
         b = self._bin(confidence)
-        if self._labelled[b] < self.calibration_labels:
-            self._labelled[b] += 1
-            self._correct[b] += bool(correct)
+        self._labelled[b] += 1
+        self._correct[b] += bool(correct)
+        self._frozen = self.labelled >= self.calibration_labels
+
+    def freeze(self) -> None:
+        """Stop calibrating: the link between confidence and accuracy is known to have changed."""
+        self._frozen = True
 
     def update(self, confidence: float) -> Shift | None:
         """Add one unlabelled prediction; return the drop of estimated accuracy when just confirmed."""

@@ -169,6 +169,7 @@ def test_estimate_is_calibrated_by_labels_and_frozen_after_enough():
     for i in range(200):  # an overconfident model: right 70% of the time at confidence 0.95
         estimate.learn(0.95, i % 10 < 7)
     assert estimate.labelled == 100
+    estimate.learn(0.55, False)  # frozen for every bin
     assert estimate.expected(0.95) == pytest.approx((70 + 10 * 0.95) / 110)
     assert estimate.expected(0.55) == pytest.approx(0.55)  # an uncalibrated bin trusts the confidence
 
@@ -220,3 +221,11 @@ def test_schema_watch_counts_names_beyond_max_features():
     watch = SchemaWatch(max_features=3)
     watch.update(["a", "b", "c", "d", "e"])
     assert watch.features == ["a", "b", "c"] and watch.untracked == 2
+
+
+def test_estimate_calibration_can_be_frozen():
+    estimate = ConfidenceEstimate()
+    estimate.learn(0.9, True)
+    estimate.freeze()
+    estimate.learn(0.9, False)
+    assert estimate.labelled == 1

@@ -130,14 +130,14 @@ def test_estimated_accuracy_drop_is_reported_while_labels_are_missing():
     # confidence drop too (the users' view), and no label can confirm either yet.
     found = fleet_run(labelled_traffic(confidence_after=0.8, labels_until=3000))
     assert found == [(7111, "confidence_drop", "adwin_mean_shift"),
-                     (7175, "performance_drift", "confidence_based_estimate")]
+                     (7255, "performance_drift", "confidence_based_estimate")]
 
 
 def test_estimate_evidence_says_it_is_an_estimate():
     fleet = ModelFleet()
     found = [d for e in labelled_traffic(confidence_after=0.8, labels_until=3000) for d in fleet.observe(e)]
     estimate = found[-1]
-    assert estimate.evidence["estimated"] is True and estimate.evidence["calibration_labels"] == 1002  # two bins, frozen at 500 labels each
+    assert estimate.evidence["estimated"] is True and estimate.evidence["calibration_labels"] == 2000  # frozen after 2000 labels
     assert "before labels confirm it" in estimate.summary
     state = fleet.monitors.get(("m", "1", None)).state()
     assert 0.8 < state["estimated_accuracy"] < 0.88  # confidence ~0.8, calibrated by labels seen at 0.8-0.9
