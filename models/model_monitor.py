@@ -32,7 +32,8 @@ def _numeric(value: Scalar) -> float | None:
 class ModelMonitor(Snapshottable):
     """Per model + version (+ segment) monitors, created lazily as features appear.
 
-    - numeric features (and booleans): mean shift (:class:`MeanShift`) and learnt range (:class:`RangeWatch`);
+    - numeric features (and booleans): mean shift and spread shift (:class:`MeanShift` on the values and on
+      the steps between consecutive values) and learnt range (:class:`RangeWatch`);
     - string features and string predictions (class mix): :class:`CategoryShift`, also for unseen values;
     - numeric predictions, confidence, latency, share of missing values: :class:`MeanShift`;
     - the schema (new or vanished features): :class:`SchemaWatch`;
@@ -53,6 +54,9 @@ class ModelMonitor(Snapshottable):
         c = self.config
         self._features: dict[str, MeanShift] = {}
         self._ranges: dict[str, RangeWatch] = {}
+        self._spreads: dict[str, MeanShift] = {}
+        self._last: dict[str, float] = {}
+        self._mean_alarm: dict[str, int] = {}
         self._categories: dict[str, CategoryShift] = {}
         self._schema = SchemaWatch(c.schema_warmup, c.vanish_after, max(c.max_features, 1))
         self._missing = self._signal(UP)
@@ -136,10 +140,12 @@ class ModelMonitor(Snapshottable):
                     self.unwatched_features += 1
                     continue
                 signal = self._features[name] = self._signal(BOTH)
+                self._spreads[name] = self._signal(BOTH)
                 self._ranges[name] = RangeWatch(self.config.range_warmup, self.config.range_margin,
                                                 min_share=self.config.range_min_share)
             shift = signal.update(value)
             if shift is not None:
+                self._mean_alarm[name] = signal.samples
                 found.append(
                     self._detection(
                         DetectionKind.FEATURE_DRIFT, shift, t,
@@ -148,6 +154,21 @@ class ModelMonitor(Snapshottable):
                         feature=name,
                     )
                 )
+            # Spread: the size of the step between consecutive values, which a change of level moves only
+            # once (one big step) but a change of variance moves for good.
+            last = self._last.get(name)
+            self._last[name] = value
+            spread = self._spreads[name].update(abs(value - last)) if last is not None else None
+            # A move of the mean that is also a move of the spread is one change: reported once.
+            if spread is not None and signal.samples - self._mean_alarm.get(name, -10**9) > self.config.drift_cooldown:
+                detection = self._detection(
+                    DetectionKind.FEATURE_DRIFT, spread, t,
+                    f"spread of feature '{name}' of {self.model} v{self.version} {'rose' if spread.direction == UP else 'fell'}"
+                    f" (typical step {spread.before_mean:.4g} -> {spread.after_mean:.4g})",
+                    feature=name,
+                )
+                detection.evidence["statistic"] = "adwin_spread_shift"
+                found.append(detection)
             out = self._ranges[name].update(value)
             if out is not None:
                 found.append(self._out_of_range(name, out, t))

@@ -172,3 +172,14 @@ def test_class_mix_of_whole_number_predictions():
         event = PredictionEvent(f"r{i}", "m", "1", float(i), {"x": 1.0}, prediction)
         found += [(i, d.detector, d.evidence["class"]) for d in monitor.observe_prediction(event)]
     assert found == [(5247, "class_mix", "1")]
+
+
+def test_a_change_of_variance_is_a_spread_shift():
+    rng = random.Random(11)
+    monitor = ModelMonitor("m", "1")
+    found = []
+    for i in range(6000):
+        x = rng.gauss(5.0, 1.0 if i < 3000 else 2.0)  # same mean, twice the spread
+        event = PredictionEvent(f"r{i}", "m", "1", float(i), {"x": x}, 1)
+        found += [(i, d.evidence["statistic"], d.entity["feature"]) for d in monitor.observe_prediction(event)]
+    assert found == [(3056, "adwin_spread_shift", "x")]
