@@ -30,6 +30,9 @@ from faust.types import TP
 from models.schema import Detection
 
 log = logging.getLogger(__name__)
+# Processed events held unacknowledged until a checkpoint: a burst checkpoints early rather than hold more,
+# so what a burst keeps in flight is capped by count, not only by the interval.
+MAX_UNACKED = 5_000
 
 
 class Fleet(Protocol):
@@ -43,8 +46,9 @@ class Checkpointed:
     """A fleet whose per-key state is saved to ``table`` and whose input is acknowledged only once saved."""
 
     def __init__(self, fleet: Fleet, table: faust.Table, key_of: Callable[[Any], str], interval_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_unacked: int = MAX_UNACKED) -> None:
         self.fleet = fleet
+        self.max_unacked = max_unacked
         self.table = table
         self.key_of = key_of
         self.interval_s = interval_s
@@ -53,6 +57,7 @@ class Checkpointed:
         self._dirty: dict[str, faust.types.EventT] = {}  # key -> the last event that changed it
         self._partition_of: dict[str, TP] = {}
         self._applied: dict[str, dict[str, int]] = {}  # key -> "topic:partition" -> last offset in its state
+        self._restored: dict[str, dict[str, int]] = {}  # the same, as of the checkpoint the key came back from
         self._unacked: list[faust.types.EventT] = []
         self._stream: faust.StreamT | None = None
         self.lock = asyncio.Lock()  # held by a batch being processed, and by a checkpoint
@@ -67,11 +72,10 @@ class Checkpointed:
             self._restore(key)
         message = event.message
         where = f"{message.topic}:{message.partition}"
-        applied = self._applied.setdefault(key, {})
-        if message.offset <= applied.get(where, -1):
-            self.skipped += 1  # already in the restored state
+        if message.offset <= self._restored.get(key, {}).get(where, -1):
+            self.skipped += 1  # already in the restored state (one message may carry several records)
             return []
-        applied[where] = message.offset
+        self._applied.setdefault(key, {})[where] = message.offset
         self._dirty[key] = event
         self._partition_of[key] = message.tp
         return self.fleet.observe(record)
@@ -80,7 +84,8 @@ class Checkpointed:
         stored = self.table.get(key.encode())
         if stored:
             header, blob = stored.split(b"\n", 1)
-            self._applied[key] = orjson.loads(header)
+            self._restored[key] = orjson.loads(header)
+            self._applied[key] = dict(self._restored[key])
             self.fleet.restore_key(key, zlib.decompress(blob))
             self.restored += 1
         self._loaded.add(key)
@@ -91,7 +96,7 @@ class Checkpointed:
         self._unacked.extend(events)
 
     async def maybe_checkpoint(self) -> None:
-        if self.clock() - self._last >= self.interval_s:
+        if self.clock() - self._last >= self.interval_s or len(self._unacked) >= self.max_unacked:
             await self.checkpoint()
 
     async def checkpoint(self) -> None:
@@ -127,6 +132,7 @@ class Checkpointed:
             self._loaded.discard(key)
             self._dirty.pop(key, None)
             self._applied.pop(key, None)
+            self._restored.pop(key, None)
             del self._partition_of[key]
         self._unacked = [e for e in self._unacked if e.message.tp not in partitions]
         if gone:
