@@ -13,7 +13,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from river import drift
+from river import base, drift
 from scipy import stats
 
 from models.signals import BOTH, DOWN, UP, MeanShift, Shift
@@ -130,7 +130,7 @@ class ErrorRate(Snapshottable):
         self._pending_until = 0
         self._quiet_until = 0
 
-    def _make_detector(self) -> drift.base.DriftDetector:
+    def _make_detector(self) -> base.DriftDetector:
         two_sided = self.direction == BOTH
         if self.method == "hddm_a":
             return drift.binary.HDDMA(drift_confidence=self.confidence, warning_confidence=min(0.5, self.confidence * 5),
