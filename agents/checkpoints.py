@@ -60,6 +60,7 @@ class Checkpointed:
         self._restored: dict[str, dict[str, int]] = {}  # the same, as of the checkpoint the key came back from
         self._unacked: list[faust.types.EventT] = []
         self._stream: faust.StreamT | None = None
+        self._gone: set[TP] = set()  # revoked partitions: their buffered events belong to the new owner
         self.lock = asyncio.Lock()  # held by a batch being processed, and by a checkpoint
         self._last = clock()
         self.saved = 0
@@ -71,6 +72,8 @@ class Checkpointed:
         if key not in self._loaded:
             self._restore(key)
         message = event.message
+        if message.tp in self._gone:
+            return []  # fetched before a rebalance; the partition's new owner reads it again
         where = f"{message.topic}:{message.partition}"
         if message.offset <= self._restored.get(key, {}).get(where, -1):
             self.skipped += 1  # already in the restored state (one message may carry several records)
@@ -93,7 +96,7 @@ class Checkpointed:
     def hold(self, stream: faust.StreamT, events: Sequence[faust.types.EventT]) -> None:
         """Keep a processed batch's acknowledgements until the checkpoint that saves its effects."""
         self._stream = stream
-        self._unacked.extend(events)
+        self._unacked.extend(e for e in events if e.message.tp not in self._gone)
 
     async def maybe_checkpoint(self) -> None:
         if self.clock() - self._last >= self.interval_s or len(self._unacked) >= self.max_unacked:
@@ -123,9 +126,18 @@ class Checkpointed:
             for event in unacked:
                 await self._stream.ack(event)
 
-    def revoked(self, partitions: set[TP]) -> None:
+    def assigned(self, partitions: set[TP]) -> None:
+        self._gone -= partitions
+
+    async def revoked(self, partitions: set[TP]) -> None:
         """Partitions went to another worker: it restores their keys from the table and re-reads their
-        unacknowledged events, so this worker drops both rather than keep state that will go stale."""
+        unacknowledged events, so this worker drops both rather than keep state that will go stale. Under
+        the lock, so no batch is half-way; events of these partitions still buffered are ignored after."""
+        async with self.lock:
+            self._release(partitions)
+
+    def _release(self, partitions: set[TP]) -> None:
+        self._gone |= partitions
         gone = [key for key, tp in self._partition_of.items() if tp in partitions]
         for key in gone:
             self.fleet.forget_key(key)

@@ -11,6 +11,7 @@ from models.schema import decode_prediction_topic
 fleet = ModelFleet(settings.monitor, settings.model_monitors)
 watcher = Checkpointed(fleet, model_state_table, lambda event: event.model, settings.checkpoint_interval_s)
 app.on_partitions_revoked.connect(lambda sender, revoked, **_: watcher.revoked(revoked))
+app.on_partitions_assigned.connect(lambda sender, assigned, **_: watcher.assigned(assigned))
 app.timer(interval=settings.checkpoint_interval_s)(watcher.checkpoint)
 
 
