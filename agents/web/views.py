@@ -21,8 +21,11 @@ from importlib import resources
 from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import urlencode
 
+from aiokafka.conn import create_conn
+from aiokafka.protocol.metadata import MetadataRequest
 from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 from agents import infrastructure, predictions
 from agents.metrics import metrics
@@ -33,6 +36,7 @@ from agents.web.collectors import WorkerCollector
 from agents.web.queries import IncidentFilter, merge, select, silence_view
 from agents.web.series import SeriesStore
 from app.faust_app import app, incidents_table, settings, silences_table
+from app.kafka_access import _AUTH_KEYS, _servers
 from models import codec
 from models.schema import ActionKind, InvalidEvent, OperatorAction, Silence
 
@@ -106,8 +110,88 @@ def fleets() -> dict[str, Any]:
             "services": infrastructure.fleet.monitors}
 
 
+class BrokerProbe:
+    """Whether the brokers answer a Kafka request, asked on a timer over one connection
+    authenticated as the worker's clients are, so ``/health`` and ``/ready`` answer at once from the last
+    result. Faust's own clients only retry in their logs while the brokers are gone, and reconnect by
+    themselves when they are back; this is how the probes see the outage."""
+
+    def __init__(self, s: Any, timeout_s: float) -> None:
+        options = s.kafka_client_options()
+        self.auth = {key: value for key, value in options.items() if key in _AUTH_KEYS}
+        self.servers = _servers(s.bootstrap)
+        self.timeout_s = timeout_s
+        self.reachable: bool | None = None  # None until the first answer or failure
+        self.error: str | None = None
+        self.checked_at: float | None = None
+        self.since = time.time()  # of the current state
+        self._conn: Any = None  # an aiokafka AIOKafkaConnection (untyped)
+
+    async def check(self) -> bool:
+        """One metadata request over the kept connection, or over a new one to the first server that takes it."""
+        error = None
+        for host, port in self.servers if self._conn is None else [(self._conn.host, self._conn.port)]:
+            try:
+                conn = self._conn
+                if conn is None or not conn.connected():
+                    conn = await asyncio.wait_for(create_conn(
+                        host, port, request_timeout_ms=int(self.timeout_s * 1000), **self.auth), self.timeout_s)
+                    self._conn = conn
+                await asyncio.wait_for(conn.send(MetadataRequest([])), self.timeout_s)
+                error = None
+                break
+            except Exception as exc:  # refused, timed out, closed, or anything else: a probe must not crash
+                error = f"{host}:{port}: {type(exc).__name__}: {exc}".rstrip(": ")
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+        self._record(error is None, error)
+        return error is None
+
+    def _record(self, reachable: bool, error: str | None) -> None:
+        now = time.time()
+        if reachable != self.reachable:
+            if reachable is False or self.reachable is False:
+                log.warning("Kafka brokers %s", "reachable again" if reachable else f"unreachable: {error}")
+            self.since = now
+        self.reachable, self.error, self.checked_at = reachable, error, now
+
+    def view(self) -> dict[str, Any]:
+        return {"reachable": self.reachable, "since": self.since, "checked_at": self.checked_at,
+                **({"error": self.error} if self.error else {})}
+
+
+BROKER_PROBE_INTERVAL_S = 2.0
+broker = BrokerProbe(settings, timeout_s=5.0)
+
+
+@app.timer(interval=BROKER_PROBE_INTERVAL_S)
+async def probe_broker() -> None:
+    await broker.check()
+
+
+class _ReliabilityGauges:
+    """Broker reachability, and the memory a burst fills that the monitored-keys gauges do not show."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("emlops_broker_reachable", "1 when the last probe of the Kafka brokers got an "
+                                "answer, 0 when it did not (every 2 s).", value=0 if broker.reachable is False else 1)
+        yield GaugeMetricFamily("emlops_pending_labels", "Predictions waiting in the label joins for their label "
+                                "(at most monitor pending_max per model).", value=predictions.fleet.pending_labels())
+        unacked = GaugeMetricFamily("emlops_unacked_events", "Input events processed and held until the next "
+                                    "checkpoint saves their effects, by agent.", labels=["agent"])
+        for name, watcher in (("predictions", predictions.watcher), ("infrastructure", infrastructure.watcher)):
+            unacked.add_metric([name], len(getattr(watcher, "_unacked", ())))
+        yield unacked
+
+
+metrics.registry.register(_ReliabilityGauges())
+
+
 def readiness() -> tuple[bool, list[str]]:
     reasons = []
+    if broker.reachable is False:
+        reasons.append(f"Kafka brokers unreachable for {time.time() - broker.since:.0f} s: {broker.error}")
     if app.crashed:
         reasons.append(f"crashed: {app.crash_reason!r}")
     if not app.started:
@@ -471,10 +555,13 @@ class MetricsPage(OpsView):
 @app.page("/health")
 class Health(OpsView):
     async def get(self, request: web.Request) -> web.Response:
-        """Alive: the event loop answers and the app has not crashed (a liveness probe)."""
+        """Alive: the event loop answers and the app has not crashed (a liveness probe). A broker outage
+        makes it ``degraded`` but still 200: restarting the worker would not bring the brokers back, and it
+        reconnects by itself (``/ready`` is 503 meanwhile)."""
         if app.crashed:
-            return self.answer({"status": "crashed"}, status=503)
-        return self.answer({"status": "ok", "uptime_s": round(time.time() - started_at, 3)})
+            return self.answer({"status": "crashed", "broker": broker.view()}, status=503)
+        return self.answer({"status": "degraded" if broker.reachable is False else "ok",
+                            "uptime_s": round(time.time() - started_at, 3), "broker": broker.view()})
 
 
 @app.page("/ready")
