@@ -4,6 +4,10 @@
   through a ``ModelFleet`` and a ``ServiceFleet`` in file order; OUT gets one JSON detection per line,
   with the input line number. Lines that fail validation are counted and reported, as the agents
   dead-letter them, and the replay goes on.
+- **A topic's range** (``--topic``, where a broker is configured as for the worker): the messages of every
+  partition from ``--from-offset`` to ``--to-offset`` (inclusive; default: all that the topic holds when
+  the replay starts) are replayed like a JSONL file, partition by partition; each detection names the
+  partition and offset it fired on.
 - **CSV** with ``timestamp`` and ``value`` columns (one numeric infrastructure series, as in public anomaly
   benchmarks such as NAB): the values go through one ``ServiceMonitor`` as the metric ``value`` of a
   source named after the file; OUT is a CSV ``timestamp,value,anomaly_score`` with one row per input row
@@ -116,7 +120,8 @@ def backtest_csv(source: IO[str], out: IO[str], config: MonitorConfig, name: str
 
 
 def backtest_jsonl(source: IO[bytes], out: IO[str], config: MonitorConfig, progress: Progress,
-                   router: OfflineRouter | None = None, tickets: IO[str] | None = None) -> Outcome:
+                   router: OfflineRouter | None = None, tickets: IO[str] | None = None,
+                   origins: list[tuple[int, int]] | None = None) -> Outcome:
     """Detections to ``out``; with a router, also the ticket revisions the rules would have published."""
     models, services = ModelFleet(config), ServiceFleet(config)
     outcome = Outcome()
@@ -136,9 +141,10 @@ def backtest_jsonl(source: IO[bytes], out: IO[str], config: MonitorConfig, progr
             outcome.invalid += 1
             outcome.first_error = outcome.first_error or f"line {line_no}: {exc}"
             continue
+        where = {"partition": origins[line_no - 1][0], "offset": origins[line_no - 1][1]} if origins else {"line": line_no}
         for detection in found:
             outcome.detections += 1
-            out.write(codec.dumps({"type": "detection", "line": line_no, **detection.to_dict()}).decode() + "\n")
+            out.write(codec.dumps({"type": "detection", **where, **detection.to_dict()}).decode() + "\n")
             if router is not None and tickets is not None:
                 for ticket in router.route(detection):
                     outcome.tickets += 1
@@ -146,6 +152,76 @@ def backtest_jsonl(source: IO[bytes], out: IO[str], config: MonitorConfig, progr
         if line_no % 4096 == 0:
             progress.tick(done, outcome.rows)
     return outcome
+
+
+async def dump_topic(options: dict[str, object], topic: str, out: IO[bytes], first: int | None = None,
+                     last: int | None = None) -> list[tuple[int, int]]:
+    """Copy a range of every partition of ``topic`` to ``out``, one JSON document per line; returns the
+    (partition, offset) of each line."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**options)  # type: ignore[arg-type]
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [p["partition"] for t in described if t.get("topic") == topic and not t.get("error_code")
+                  for p in t.get("partitions", [])]
+    if not partitions:
+        raise InvalidEvent(f"topic {topic!r} does not exist or has no partitions")
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **options)  # type: ignore[arg-type]
+    await consumer.start()
+    origins: list[tuple[int, int]] = []
+    try:
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        begins = await consumer.beginning_offsets(assigned)
+        ends = await consumer.end_offsets(assigned)
+        for tp in assigned:
+            start = max(begins[tp], first or 0)
+            stop = ends[tp] if last is None else min(ends[tp], last + 1)
+            if start >= stop:
+                continue
+            consumer.seek(tp, start)
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=2000)
+                messages = batch.get(tp, [])
+                for message in messages:
+                    if message.offset >= stop:
+                        break
+                    try:
+                        line = codec.dumps(codec.loads(message.value))  # one line, whatever the producer sent
+                    except InvalidEvent:
+                        line = b"<not JSON>"  # kept, so the replay counts it as invalid
+                    out.write(line + b"\n")
+                    origins.append((tp.partition, message.offset))
+                if await consumer.position(tp) >= stop:
+                    break
+    finally:
+        await consumer.stop()
+    return origins
+
+
+def run_topic(topic: str, output_path: Path, config: MonitorConfig | None = None, first: int | None = None,
+              last: int | None = None, progress_stream: IO[str] | None = sys.stderr) -> Outcome:
+    import asyncio
+    import tempfile
+
+    from app.settings import Settings
+
+    settings = Settings.from_env()
+    topic = getattr(settings.topics, topic, topic)  # "predictions" means this deployment's predictions topic
+    with tempfile.TemporaryDirectory() as work:
+        dump = Path(work) / "range.jsonl"
+        with open(dump, "wb") as f:
+            origins = asyncio.run(dump_topic(settings.kafka_client_options(), topic, f, first, last))
+        if progress_stream is not None:
+            progress_stream.write(f"backtest: read {len(origins):,} messages of {topic}\n")
+        progress = Progress(os.path.getsize(dump), progress_stream)
+        with open(dump, "rb") as source, open(output_path, "w", encoding="utf-8") as out:
+            return backtest_jsonl(source, out, config or MonitorConfig(), progress, origins=origins)
 
 
 def run(input_path: Path, output_path: Path, config: MonitorConfig | None = None, fmt: str = "auto",
@@ -181,7 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         description="Replay a JSONL file of events (predictions, labels, infra) or a CSV series "
         "(timestamp,value) through the same monitors the agents use, and write what they find.",
     )
-    parser.add_argument("input", type=Path, help="events.jsonl, or series.csv with timestamp,value columns")
+    parser.add_argument("input", type=Path, nargs="?", help="events.jsonl, or series.csv with timestamp,value columns")
+    parser.add_argument("--topic", help="replay a topic's range instead of a file (name, or 'predictions' / "
+                        "'infrastructure' for this deployment's topics); the broker is configured as for the worker")
+    parser.add_argument("--from-offset", type=int, default=None, help="first offset of each partition (--topic)")
+    parser.add_argument("--to-offset", type=int, default=None,
+                        help="last offset of each partition, inclusive (--topic; default: the end at start-up)")
     parser.add_argument("--output", "-o", type=Path, required=True,
                         help="detections as JSONL; for a CSV input, a CSV timestamp,value,anomaly_score")
     parser.add_argument("--format", choices=("auto", "jsonl", "csv"), default="auto",
@@ -194,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", type=Path, help="routing rules file for --tickets (default: the shipped rules)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
-    if not args.input.is_file():
+    if (args.input is None) == (args.topic is None):
+        parser.error("give either an INPUT file or --topic")
+    if args.input is not None and not args.input.is_file():
         parser.error(f"no such file: {args.input}")
     try:
         overrides = dict(item.split("=", 1) for item in args.set)
@@ -205,13 +288,20 @@ def main(argv: list[str] | None = None) -> int:
         rules = load_rules(args.rules) if args.rules else None
     except RulesError as exc:
         parser.error(str(exc))
+    progress = None if args.quiet else sys.stderr
     try:
-        outcome = run(args.input, args.output, config, args.format, None if args.quiet else sys.stderr,
-                      tickets_path=args.tickets, rules=rules)
+        if args.topic is not None:
+            if args.tickets:
+                parser.error("--tickets works with an INPUT file only")
+            outcome = run_topic(args.topic, args.output, config, args.from_offset, args.to_offset, progress)
+        else:
+            outcome = run(args.input, args.output, config, args.format, progress, tickets_path=args.tickets,
+                          rules=rules)
     except InvalidEvent as exc:
-        print(f"emlops backtest: {args.input}: {exc}", file=sys.stderr)
+        print(f"emlops backtest: {args.input or args.topic}: {exc}", file=sys.stderr)
         return 1
-    what = "rows scored" if (args.format == "csv" or args.input.suffix.lower() == ".csv") else "events"
+    csv_input = args.input is not None and (args.format == "csv" or args.input.suffix.lower() == ".csv")
+    what = "rows scored" if csv_input else "events"
     found = "" if what == "rows scored" else f", {outcome.detections} detections"
     if args.tickets:
         found += f", {outcome.tickets} ticket revisions -> {args.tickets}"
