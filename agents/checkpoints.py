@@ -48,6 +48,7 @@ class Checkpointed:
     def __init__(self, fleet: Fleet, table: faust.Table, key_of: Callable[[Any], str], interval_s: float,
                  clock: Callable[[], float] = time.monotonic, max_unacked: int = MAX_UNACKED) -> None:
         self.fleet = fleet
+        self._recovering = False  # from an assignment until Faust has recovered the tables
         self.max_unacked = max_unacked
         self.table = table
         self.key_of = key_of
@@ -60,7 +61,8 @@ class Checkpointed:
         self._restored: dict[str, dict[str, int]] = {}  # the same, as of the checkpoint the key came back from
         self._unacked: list[faust.types.EventT] = []
         self._stream: faust.StreamT | None = None
-        self._gone: set[TP] = set()  # revoked partitions: their buffered events belong to the new owner
+        self._gone: set[TP] = set()
+        self._in_progress: faust.types.EventT | None = None  # the message whose records are being observed  # revoked partitions: their buffered events belong to the new owner
         self.lock = asyncio.Lock()  # held by a batch being processed, and by a checkpoint
         self._last = clock()
         self.saved = 0
@@ -75,10 +77,17 @@ class Checkpointed:
         if message.tp in self._gone:
             return []  # fetched before a rebalance; the partition's new owner reads it again
         where = f"{message.topic}:{message.partition}"
-        if message.offset <= self._restored.get(key, {}).get(where, -1):
-            self.skipped += 1  # already in the restored state (one message may carry several records)
+        applied = self._applied.setdefault(key, {})
+        last = applied.get(where, -1)
+        # Already in the state: at or below the restored checkpoint, or not beyond what this key has seen
+        # since (a re-delivery after a seek) — unless it is the message being processed, which may carry
+        # several records of one key.
+        if message.offset <= self._restored.get(key, {}).get(where, -1) or message.offset < last or (
+                message.offset == last and event is not self._in_progress):
+            self.skipped += 1
             return []
-        self._applied.setdefault(key, {})[where] = message.offset
+        applied[where] = message.offset
+        self._in_progress = event
         self._dirty[key] = event
         self._partition_of[key] = message.tp
         return self.fleet.observe(record)
@@ -128,6 +137,15 @@ class Checkpointed:
 
     def assigned(self, partitions: set[TP]) -> None:
         self._gone -= partitions
+        self._recovering = True
+
+    def recovered(self) -> None:
+        self._recovering = False
+
+    def accepting(self) -> bool:
+        """Whether input may be processed now. Not between an assignment and the end of table recovery:
+        a key restored from a table that is still being read would start from nothing."""
+        return not self._recovering
 
     async def revoked(self, partitions: set[TP]) -> None:
         """Partitions went to another worker: it restores their keys from the table and re-reads their

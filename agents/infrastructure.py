@@ -12,6 +12,7 @@ fleet = ServiceFleet(settings.monitor)
 watcher = Checkpointed(fleet, source_state_table, lambda event: event.source, settings.checkpoint_interval_s)
 app.on_partitions_revoked.connect(lambda sender, revoked, **_: watcher.revoked(revoked))
 app.on_partitions_assigned.connect(lambda sender, assigned, **_: watcher.assigned(assigned))
+app.on_rebalance_complete.connect(lambda sender, **_: watcher.recovered())
 app.timer(interval=settings.checkpoint_interval_s)(watcher.checkpoint)
 
 

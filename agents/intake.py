@@ -76,6 +76,10 @@ async def process_batch(
 
     The whole batch runs under the watcher's lock: a checkpoint (the timer's too) sees either none or all
     of a batch, both in the saved state and in the acknowledgements."""
+    if not watcher.accepting():
+        # Fetched while the worker recovers its tables after an assignment: not acknowledged, so Faust's seek
+        # to the committed offsets delivers these again once the checkpoints are readable.
+        return
     async with watcher.lock:
         found: list[Detection] = []
         for event in events:

@@ -12,6 +12,7 @@ fleet = ModelFleet(settings.monitor, settings.model_monitors)
 watcher = Checkpointed(fleet, model_state_table, lambda event: event.model, settings.checkpoint_interval_s)
 app.on_partitions_revoked.connect(lambda sender, revoked, **_: watcher.revoked(revoked))
 app.on_partitions_assigned.connect(lambda sender, assigned, **_: watcher.assigned(assigned))
+app.on_rebalance_complete.connect(lambda sender, **_: watcher.recovered())
 app.timer(interval=settings.checkpoint_interval_s)(watcher.checkpoint)
 
 
