@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import quote
 from typing import Any
 
 from agents.intake import dead_letter
@@ -120,9 +121,10 @@ async def publish(ticket: Ticket, event_time: float | None = None) -> None:
     metrics.ticket_published(ticket, event_time)
     _remember_cause(ticket)
     _record_feedback(ticket)
-    await incidents_topic.send(
-        key=ticket.dedup_key.encode(), value=codec.dumps(ticket.to_dict()), headers=ticket_headers(ticket, SOURCE)
-    )
+    links = {"incident": f"{settings.web_url}/api/v1/incidents/{quote(ticket.dedup_key, safe='')}",
+             "dashboard": f"{settings.web_url}/dashboard/"}
+    await incidents_topic.send(key=ticket.dedup_key.encode(), value=codec.dumps({**ticket.to_dict(), "links": links}),
+                               headers=ticket_headers(ticket, SOURCE))
     if ticket.status == TicketStatus.RESOLVED:
         for silence_id in ticket.silenced_by:
             stored = silences_table.get(silence_id)

@@ -37,6 +37,7 @@ class Settings:
     web_port: int = 6066
     api_token: str | None = field(default=None, repr=False)  # operator actions need it; never logged
     api_reads: str = "loopback"  # who may use the read-only views: loopback | open | token
+    public_url: str | None = None  # where people reach the web views; tickets link there
     data_dir: str = ".emlops-data"
     rules_file: str | None = None
     resolve_after_s: float | None = None
@@ -57,6 +58,10 @@ class Settings:
     @property
     def bootstrap(self) -> str:
         return self.bootstrap_servers or LOCAL_BOOTSTRAP
+
+    @property
+    def web_url(self) -> str:
+        return (self.public_url or f"http://{self.web_host}:{self.web_port}").rstrip("/")
 
     @property
     def uses_local_broker(self) -> bool:
@@ -91,6 +96,7 @@ class Settings:
             web_port=int(env.get("EMLOPS_WEB_PORT", 6066)),
             api_token=opt("EMLOPS_API_TOKEN"),
             api_reads=env.get("EMLOPS_API_READS", "loopback"),
+            public_url=opt("EMLOPS_PUBLIC_URL"),
             data_dir=env.get("EMLOPS_DATA_DIR", ".emlops-data"),
             rules_file=opt("EMLOPS_RULES"),
             resolve_after_s=number("EMLOPS_RESOLVE_AFTER_S", None),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import urllib.request
 from typing import Any
 
 from app.settings import Settings
@@ -42,6 +43,8 @@ def test_feature_drift_becomes_a_data_operations_ticket_naming_model_and_feature
     assert "Data Operations" in ticket["areas"] and ticket["primary_area"] == "Data Operations"
     assert ticket["status"] == "triggered" and ticket["revision"] == 1
     assert ticket["priority"] in ("P1", "P2", "P3", "P4")
+    with urllib.request.urlopen(ticket["links"]["incident"], timeout=10) as response:  # the link works
+        assert model in response.read().decode()
     evidence = ticket["detections"][0]["evidence"]
     assert evidence["before_mean"] < 0.5 and evidence["after_mean"] > 1.0
 
