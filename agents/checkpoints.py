@@ -167,3 +167,16 @@ class Checkpointed:
         self._unacked = [e for e in self._unacked if e.message.tp not in partitions]
         if gone:
             log.info("released the state of %d keys of revoked partitions", len(gone))
+
+
+def checkpointed(fleet: Fleet, table: faust.Table, key_of: Callable[[Any], str]) -> Checkpointed:
+    """A checkpointed fleet wired into the worker: rebalance signals, and the timer that checkpoints a quiet
+    agent, so the last events before a lull are committed too."""
+    from app.faust_app import app, settings
+
+    watcher = Checkpointed(fleet, table, key_of, settings.checkpoint_interval_s)
+    app.on_partitions_revoked.connect(lambda sender, revoked, **_: watcher.revoked(revoked))
+    app.on_partitions_assigned.connect(lambda sender, assigned, **_: watcher.assigned(assigned))
+    app.on_rebalance_complete.connect(lambda sender, **_: watcher.recovered())
+    app.timer(interval=settings.checkpoint_interval_s)(watcher.checkpoint)
+    return watcher

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from agents.checkpoints import Checkpointed
+from agents.checkpoints import checkpointed
 from agents.intake import process_batch
 from app.faust_app import app, model_state_table, prediction_inputs, settings
 from models.fleet import ModelFleet
 from models.schema import decode_prediction_topic
 
 fleet = ModelFleet(settings.monitor, settings.model_monitors)
-watcher = Checkpointed(fleet, model_state_table, lambda event: event.model, settings.checkpoint_interval_s)
-app.on_partitions_revoked.connect(lambda sender, revoked, **_: watcher.revoked(revoked))
-app.on_partitions_assigned.connect(lambda sender, assigned, **_: watcher.assigned(assigned))
-app.on_rebalance_complete.connect(lambda sender, **_: watcher.recovered())
-app.timer(interval=settings.checkpoint_interval_s)(watcher.checkpoint)
+watcher = checkpointed(fleet, model_state_table, lambda event: event.model)
 
 
 @app.agent(prediction_inputs)

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.broker import BrokerError, LocalBroker, free_port
+from app.broker import LocalBroker, free_port
 from app.settings import Settings
 from app.topics import ensure_topics
 from app.worker_process import WorkerProcess
+from tests.brokers import running_broker
 
 
 @pytest.fixture(scope="session")
@@ -24,22 +25,8 @@ def local_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBrok
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield None
         return
-    port = free_port()
-    controller_port = free_port()
-    while controller_port == port:
-        controller_port = free_port()
-    broker = LocalBroker(tmp_path_factory.mktemp("kafka"), port=port, controller_port=controller_port)
-    failure = None
-    try:
-        broker.start()
-    except BrokerError as exc:
-        failure = str(exc)
-    if failure is not None:
-        pytest.fail(f"could not start a local Kafka broker: {failure}", pytrace=False)
-    try:
+    with running_broker(tmp_path_factory.mktemp("kafka")) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="session")

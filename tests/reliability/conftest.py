@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app.broker import BrokerError, LocalBroker, free_port
+from app.broker import LocalBroker
+from tests.brokers import free_ports, running_broker
 
 _HERE = Path(__file__).resolve().parent
 
@@ -28,30 +29,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
-def _free_ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
 @pytest.fixture(scope="session")
 def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A broker with one SCRAM user and two listeners that require it: ``sasl_bootstrap`` (SASL_PLAINTEXT)
     and ``sasl_ssl_bootstrap`` (SASL_SSL, certificate in ``tls_ca_file``)."""
-    port, controller_port, sasl_port, sasl_ssl_port = _free_ports(4)
-    broker = LocalBroker(tmp_path_factory.mktemp("kafka-scram"), port=port, controller_port=controller_port,
-                         sasl_port=sasl_port, sasl_ssl_port=sasl_ssl_port, scram_users={SCRAM_USER: SCRAM_PASSWORD})
-    failure = None
-    try:
-        broker.start()
-    except BrokerError as exc:
-        failure = str(exc)
-    if failure is not None:
-        pytest.fail(f"could not start a local Kafka broker with a SCRAM listener: {failure}", pytrace=False)
-    try:
+    port, controller_port, sasl_port, sasl_ssl_port = free_ports(4)
+    with running_broker(tmp_path_factory.mktemp("kafka-scram"), [port, controller_port], sasl_port=sasl_port,
+                        sasl_ssl_port=sasl_ssl_port, scram_users={SCRAM_USER: SCRAM_PASSWORD}) as broker:
         yield broker
-    finally:
-        broker.stop()

@@ -21,10 +21,11 @@ from typing import Any, Callable
 
 import pytest
 
-from app.broker import BrokerError, LocalBroker, free_port
+from app.broker import LocalBroker, free_port
 from app.settings import Settings
 from app.topics import ensure_topics
 from app.worker_process import WorkerProcess
+from tests.brokers import running_broker
 from tests.integration.kafka_io import produce, read_until, tickets, wait_consumed
 
 OUTAGE_S = 30.0  # the number: how long the broker stays down
@@ -64,23 +65,8 @@ def wait_for(what: str, check: Callable[[], Any], worker: WorkerProcess, timeout
 
 @pytest.fixture
 def outage_broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    ports: list[int] = []
-    while len(ports) < 2:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    broker = LocalBroker(tmp_path / "kafka", port=ports[0], controller_port=ports[1])
-    failure = None
-    try:
-        broker.start()
-    except BrokerError as exc:
-        failure = str(exc)
-    if failure is not None:
-        pytest.fail(f"could not start a local Kafka broker: {failure}", pytrace=False)
-    try:
+    with running_broker(tmp_path / "kafka") as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 def test_broker_down_30_s_worker_reconnects_and_loses_nothing(outage_broker: LocalBroker, tmp_path: Path) -> None:
