@@ -14,7 +14,10 @@ from typing import Mapping
 class WorkerProcess:
     """Starts ``faust -A app.worker worker`` with extra environment; stopping sends SIGTERM, then SIGKILL."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(self, env: Mapping[str, str], log_path: Path, app: str = "app.worker",
+                 cwd: Path | None = None) -> None:
+        self.app = app  # another Faust app module runs the same way (the benchmark's passthrough baseline)
+        self.cwd = cwd
         self.env = {**os.environ, **env}
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
@@ -22,10 +25,15 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "faust", "-A", "app.worker", "worker", "-l", "info"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "faust", "-A", self.app, "worker", "-l", "info"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd,
             )
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "not started"
+        return self._process.pid
 
     @property
     def exit_code(self) -> int | None:

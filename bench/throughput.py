@@ -112,51 +112,6 @@ class Run:
         return self.cpu_s / self.seconds if self.seconds > 0 else 0.0
 
 
-class Child:
-    """A Faust worker of another app (the passthrough baseline), started like app.worker_process does."""
-
-    def __init__(self, app: str, env: dict[str, str], log_path: Path) -> None:
-        self.app, self.env, self.log_path = app, {**os.environ, **env}, log_path
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Child:
-        with self.log_path.open("ab") as out:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "faust", "-A", self.app, "worker", "-l", "info"],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
-
-    @property
-    def exit_code(self) -> int | None:
-        return None if self._process is None else self._process.poll()
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 20) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def worker_pid(worker: WorkerProcess) -> int:
-    process = worker._process  # noqa: SLF001 (WorkerProcess keeps its Popen private; the pid is all we need)
-    assert process is not None
-    return process.pid
-
-
 @dataclass
 class Sample:
     t: float
@@ -376,7 +331,7 @@ class Bench:
                "BENCH_OUTPUT": self.prefix + "passthrough", "BENCH_PARTITIONS": str(self.plan.partitions),
                "BENCH_WEB_PORT": str(free_port()), "BENCH_DATA_DIR": str(self.work / f"data-{app_id}"),
                "PYTHONPATH": str(ROOT)}
-        child = Child("bench.passthrough", env, self.work / "passthrough.log").start()
+        child = WorkerProcess(env, self.work / "passthrough.log", app="bench.passthrough", cwd=ROOT).start()
         try:
             watch = GroupWatch(admin, app_id, watch_ends)
             return await watch.measure("naive Faust passthrough", [child.pid], 1, self.plan.passthrough_cap_s,
@@ -396,7 +351,7 @@ class Bench:
         app_id = f"bench-{self.run_id}-{name}"
         procs = [WorkerProcess(self.worker_env(self.prefix, app_id, str(i)), self.work / f"{app_id}-{i}.log").start()
                  for i in range(count)]
-        pids = [worker_pid(w) for w in procs]
+        pids = [w.pid for w in procs]
         spies: list[Any] = []
         raw_path = self.work / "profile.txt"
         if profile and not profiling.available():
@@ -454,7 +409,7 @@ class Bench:
             detections: dict[tuple[float, str, str], float] = {}  # (event_time, kind, entity) -> published
             stop = asyncio.Event()
             reader = asyncio.create_task(self._read_outputs(settings, revisions, detections, stop))
-            pid = worker_pid(worker)
+            pid = worker.pid
             cpu0, t0 = cpu_seconds(pid), time.monotonic()
             produced = await self._paced(settings, Workload(self.models, self.sources, incidents, seed=29), n, rate)
             cores = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
