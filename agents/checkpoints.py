@@ -46,9 +46,11 @@ class Checkpointed:
     """A fleet whose per-key state is saved to ``table`` and whose input is acknowledged only once saved."""
 
     def __init__(self, fleet: Fleet, table: faust.Table, key_of: Callable[[Any], str], interval_s: float,
-                 clock: Callable[[], float] = time.monotonic, max_unacked: int = MAX_UNACKED) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_unacked: int = MAX_UNACKED,
+                 generation: Callable[[], int | None] = lambda: None) -> None:
         self.fleet = fleet
-        self._recovering = False  # from an assignment until Faust has recovered the tables
+        self.generation = generation  # the consumer group generation this worker is in now
+        self._recovered: int | None = None  # the generation whose tables are fully recovered
         self.max_unacked = max_unacked
         self.table = table
         self.key_of = key_of
@@ -61,8 +63,7 @@ class Checkpointed:
         self._restored: dict[str, dict[str, int]] = {}  # the same, as of the checkpoint the key came back from
         self._unacked: list[faust.types.EventT] = []
         self._stream: faust.StreamT | None = None
-        self._gone: set[TP] = set()
-        self._in_progress: faust.types.EventT | None = None  # the message whose records are being observed  # revoked partitions: their buffered events belong to the new owner
+        self._in_progress: faust.types.EventT | None = None  # the message whose records are being observed
         self.lock = asyncio.Lock()  # held by a batch being processed, and by a checkpoint
         self._last = clock()
         self.saved = 0
@@ -74,8 +75,6 @@ class Checkpointed:
         if key not in self._loaded:
             self._restore(key)
         message = event.message
-        if message.tp in self._gone:
-            return []  # fetched before a rebalance; the partition's new owner reads it again
         where = f"{message.topic}:{message.partition}"
         applied = self._applied.setdefault(key, {})
         last = applied.get(where, -1)
@@ -105,7 +104,7 @@ class Checkpointed:
     def hold(self, stream: faust.StreamT, events: Sequence[faust.types.EventT]) -> None:
         """Keep a processed batch's acknowledgements until the checkpoint that saves its effects."""
         self._stream = stream
-        self._unacked.extend(e for e in events if e.message.tp not in self._gone)
+        self._unacked.extend(events)
 
     async def maybe_checkpoint(self) -> None:
         if self.clock() - self._last >= self.interval_s or len(self._unacked) >= self.max_unacked:
@@ -135,27 +134,27 @@ class Checkpointed:
             for event in unacked:
                 await self._stream.ack(event)
 
-    def assigned(self, partitions: set[TP]) -> None:
-        self._gone -= partitions
-        self._recovering = True
-
     def recovered(self) -> None:
-        self._recovering = False
+        """Faust has read the tables back for the current assignment (it seeks the inputs next)."""
+        self._recovered = self.generation()
 
-    def accepting(self) -> bool:
-        """Whether input may be processed now. Not between an assignment and the end of table recovery:
-        a key restored from a table that is still being read would start from nothing."""
-        return not self._recovering
+    def accepting(self, event: faust.types.EventT) -> bool:
+        """Whether an event may be processed now. Not one fetched in an earlier generation of the group:
+        it was buffered before a rebalance, and the seek after that rebalance delivers it again in order.
+        Not before the tables are recovered: a key restored from a table still being read would start from
+        nothing. Refused events stay unacknowledged, so the seek that ends the recovery delivers them again."""
+        current = self.generation()
+        return event.message.generation_id == current and self._recovered == current
 
     async def revoked(self, partitions: set[TP]) -> None:
         """Partitions went to another worker: it restores their keys from the table and re-reads their
         unacknowledged events, so this worker drops both rather than keep state that will go stale. Under
-        the lock, so no batch is half-way; events of these partitions still buffered are ignored after."""
+        the lock, so no batch is half-way; nothing buffered is accepted until the next recovery."""
+        self._recovered = None
         async with self.lock:
             self._release(partitions)
 
     def _release(self, partitions: set[TP]) -> None:
-        self._gone |= partitions
         gone = [key for key, tp in self._partition_of.items() if tp in partitions]
         for key in gone:
             self.fleet.forget_key(key)
@@ -174,9 +173,10 @@ def checkpointed(fleet: Fleet, table: faust.Table, key_of: Callable[[Any], str])
     agent, so the last events before a lull are committed too."""
     from app.faust_app import app, settings
 
-    watcher = Checkpointed(fleet, table, key_of, settings.checkpoint_interval_s)
+    watcher = Checkpointed(fleet, table, key_of, settings.checkpoint_interval_s,
+                           generation=lambda: app.consumer_generation_id)
     app.on_partitions_revoked.connect(lambda sender, revoked, **_: watcher.revoked(revoked))
-    app.on_partitions_assigned.connect(lambda sender, assigned, **_: watcher.assigned(assigned))
+    # Generations, not the order of signals: Faust may send rebalance-complete before partitions-assigned.
     app.on_rebalance_complete.connect(lambda sender, **_: watcher.recovered())
     app.timer(interval=settings.checkpoint_interval_s)(watcher.checkpoint)
     return watcher

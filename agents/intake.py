@@ -76,11 +76,8 @@ async def process_batch(
 
     The whole batch runs under the watcher's lock: a checkpoint (the timer's too) sees either none or all
     of a batch, both in the saved state and in the acknowledgements."""
-    if not watcher.accepting():
-        # Fetched while the worker recovers its tables after an assignment: not acknowledged, so Faust's seek
-        # to the committed offsets delivers these again once the checkpoints are readable.
-        return
-    async with watcher.lock:
+    async with watcher.lock:  # and only then asks what is accepted: a revocation may have come first
+        events = [event for event in events if watcher.accepting(event)]
         found: list[Detection] = []
         for event in events:
             metrics.consumed[event.message.topic] += 1
