@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,23 +71,18 @@ class MonitorConfig:
     max_keys: int = 10_000
 
     def __post_init__(self) -> None:
-        if not 0 < self.drift_delta < 1:
-            raise ValueError(f"drift_delta must be in (0, 1), got {self.drift_delta}")
-        if not 0 < self.anomaly_threshold < 1:
-            raise ValueError(f"anomaly_threshold must be in (0, 1), got {self.anomaly_threshold}")
-        for name in ("drift_min_samples", "pending_max", "hst_trees", "hst_height", "hst_window", "max_keys"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        """Reject at start-up what a monitor would reject (or silently misuse) only at its first event."""
+        for rule, names in _BOUNDS:
+            for name in names:
+                value = getattr(self, name)
+                if not rule.holds(value):
+                    raise ValueError(f"{name} must be {rule.text}, got {value!r}")
         if self.error_direction not in ("up", "both"):
             raise ValueError(f"error_direction must be 'up' or 'both', got {self.error_direction!r}")
         if self.error_method not in ("hddm_a", "hddm_w", "adwin", "ddm"):
             raise ValueError(f"error_method must be hddm_a, hddm_w, adwin or ddm, got {self.error_method!r}")
-        for name in ("categorical_reference", "categorical_window", "max_categories", "error_window",
-                     "range_warmup", "schema_warmup", "vanish_after", "max_features"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.stale_factor <= 1:
-            raise ValueError(f"stale_factor must be > 1, got {self.stale_factor}")
+        if not self.freshness_metrics or not all(isinstance(m, str) and m for m in self.freshness_metrics):
+            raise ValueError(f"freshness_metrics must be metric names, got {self.freshness_metrics!r}")
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> MonitorConfig:
         """Apply overrides from a config file or the environment, rejecting names that do not exist."""
@@ -95,5 +90,39 @@ class MonitorConfig:
         unknown = sorted(set(overrides) - set(known))
         if unknown:
             raise ValueError(f"unknown monitor setting(s): {', '.join(unknown)}")
-        typed = {k: type(getattr(self, k))(v) for k, v in overrides.items()}
-        return replace(self, **typed)
+        return replace(self, **{name: _typed(getattr(self, name), value) for name, value in overrides.items()})
+
+
+def _typed(current: Any, value: Any) -> Any:
+    """An override as the type of the default it replaces; one name for a tuple of names is a tuple of one."""
+    if isinstance(current, tuple):
+        return (value,) if isinstance(value, str) else tuple(value)
+    number = type(current)(value)
+    if isinstance(current, int) and number != float(value):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class _Bound:
+    text: str
+    holds: Callable[[Any], bool]
+
+
+_BOUNDS: tuple[tuple[_Bound, tuple[str, ...]], ...] = (
+    (_Bound("in (0, 1)", lambda v: 0 < v < 1),
+     ("drift_delta", "anomaly_threshold", "error_confidence", "categorical_alpha", "categorical_min_distance",
+      "categorical_min_share", "range_min_share", "series_alarm")),
+    (_Bound(">= 1", lambda v: v >= 1),
+     ("drift_min_samples", "performance_min_samples", "categorical_reference", "categorical_window",
+      "max_categories", "error_window", "range_warmup", "schema_warmup", "vanish_after", "max_features",
+      "pending_max", "hst_trees", "hst_height", "hst_window", "anomaly_persistence", "series_order",
+      "series_span", "max_metrics", "stale_warmup", "max_keys")),
+    (_Bound(">= 2", lambda v: v >= 2), ("series_bins",)),
+    (_Bound("> 0", lambda v: v > 0), ("pending_ttl_s",)),
+    (_Bound("> 1", lambda v: v > 1), ("stale_factor",)),
+    (_Bound(">= 0", lambda v: v >= 0),
+     ("drift_min_effect", "drift_cooldown", "latency_min_effect", "error_min_change", "label_min_change",
+      "estimate_min_drop", "range_margin", "anomaly_min_z", "anomaly_warmup", "anomaly_cooldown",
+      "series_warmup", "series_tolerance", "series_min_z", "series_cooldown", "stale_min_seconds")),
+)

@@ -374,18 +374,21 @@ def test_config_rejects_unknown_overrides_by_name():
         MonitorConfig().with_overrides({"hst_tress": 3, "drift_dleta": 0.1, "seed": 1})
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with_overrides converts with type(current)(value), so a single "
-                                       "string for a tuple field becomes a tuple of its characters")
 def test_config_override_of_a_tuple_with_one_name():
     assert MonitorConfig().with_overrides({"freshness_metrics": "lag_s"}).freshness_metrics == ("lag_s",)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: MonitorConfig accepts values that its monitors reject or misuse later: pending_ttl_s=0 and "
-    "negative drift settings raise ValueError only when the first event creates a LabelJoin/MeanShift; "
-    "anomaly_persistence=0 makes ServiceMonitor alarm on ordinary readings"))
 @pytest.mark.parametrize("values", [{"pending_ttl_s": 0}, {"drift_cooldown": -1}, {"drift_min_effect": -1.0},
                                     {"anomaly_persistence": 0}])
 def test_config_rejects_values_its_monitors_cannot_use(values):
-    with pytest.raises(ValueError):
+    (name,) = values
+    with pytest.raises(ValueError, match=f"^{name} must be"):
         MonitorConfig(**values)
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        MonitorConfig().with_overrides({name: str(values[name])})  # as the environment spells it
+
+
+def test_config_override_of_a_whole_number_setting_rejects_a_fraction():
+    assert MonitorConfig().with_overrides({"drift_cooldown": "500"}).drift_cooldown == 500
+    with pytest.raises(ValueError, match="whole number"):
+        MonitorConfig().with_overrides({"drift_cooldown": 2.5})
