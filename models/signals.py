@@ -8,6 +8,7 @@ change lasts. ``MeanShift`` wraps ADWIN with those gates and returns a :class:`S
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
 
 from river import drift
@@ -18,6 +19,7 @@ UP = "up"
 DOWN = "down"
 BOTH = "both"
 _DIRECTIONS = (UP, DOWN, BOTH)
+_LOCATE_Z2 = 16.0  # a change point among the held values is trusted from a z of 4 (noise rarely gets there)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +53,22 @@ class Shift:
 class MeanShift(Snapshottable):
     """Detect a lasting change in the mean of a stream of numbers.
 
-    ADWIN decides *when* the mean moved; the size of the move is then judged against a reference (mean and
-    variance of the regime before) using a short exponentially weighted recent mean, because ADWIN's own
-    cut is coarse and keeps mostly old values at the moment it fires. A change must reach ``min_effect``
-    within ``confirm`` values of ADWIN's signal to be reported.
+    ADWIN decides *when* the mean moved, but notices a change only some values after it happened (it checks
+    every ``clock`` values, and a small change takes longer). So the latest ``lag`` values are held back from
+    the reference (mean and variance of the regime before): at ADWIN's signal the change point is located
+    among them, the values before it join the reference and those since it are the new regime, which the
+    reference does not learn. The shift reported is the mean of the values since the change point against
+    that reference: a jump reads at its size although ADWIN fires a few values after it, and a constant
+    reference stays constant.
+
+    Whether the move is worth reporting is judged cautiously, as though nothing had changed: a short
+    exponentially weighted recent mean must reach ``min_effect`` within ``confirm`` values of ADWIN's
+    signal, in the mean and standard deviation of everything seen until the signal (the reference and the
+    values since the change point). A burst of outliers that makes ADWIN fire widens that yardstick
+    instead of passing for a new level, and the recent mean, unlike the mean since a change point located
+    to fit the values, does not pick the most extreme stretch when ADWIN fires on noise. A change of a
+    constant reference is judged by the mean since the change point (``min_relative``). If the change is
+    not confirmed, the values before the signal rejoin the reference.
 
     Parameters
     ----------
@@ -68,7 +82,8 @@ class MeanShift(Snapshottable):
         Smallest change, in reference standard deviations, worth reporting; ADWIN on long windows finds
         differences nobody should be paged for.
     min_relative
-        Used instead of ``min_effect`` when the reference barely varies (a constant feature that moves).
+        Used instead of ``min_effect`` when the reference does not vary (a constant feature that moves): the
+        smallest change of the mean since the change point, relative to the reference mean.
     recent
         Span, in values, of the recent mean compared with the reference.
     confirm
@@ -80,6 +95,9 @@ class MeanShift(Snapshottable):
     min_change
         Smallest absolute change of the mean worth reporting, on top of ``min_effect`` (0: no floor); for
         rates and estimates where a move of 0.01 matters whatever the spread.
+    lag
+        Latest values held back from the reference, among which ADWIN's signal locates the change point;
+        a change ADWIN notices later than that leaks its first values into the reference.
     """
 
     def __init__(
@@ -94,6 +112,7 @@ class MeanShift(Snapshottable):
         cooldown: int = 500,
         clock: int = 16,
         min_change: float = 0.0,
+        lag: int = 128,
     ) -> None:
         if not 0 < delta < 1:
             raise ValueError(f"delta must be in (0, 1), got {delta}")
@@ -105,6 +124,8 @@ class MeanShift(Snapshottable):
             raise ValueError("cooldown, confirm, min_effect and min_relative must be >= 0")
         if min_change < 0:
             raise ValueError(f"min_change must be >= 0, got {min_change}")
+        if lag < 1:
+            raise ValueError(f"lag must be >= 1, got {lag}")
         self.delta = delta
         self.direction = direction
         self.min_samples = min_samples
@@ -115,15 +136,34 @@ class MeanShift(Snapshottable):
         self.cooldown = cooldown
         self.clock = clock
         self.min_change = min_change
+        self.lag = lag
         self._adwin = drift.ADWIN(delta=delta, clock=clock)
         self._alpha = 2.0 / (recent + 1)
         self._recent_mean = 0.0
+        self._held = array("d", bytes(8 * lag))  # the latest values: value number i at i % lag
         self._ref_n = 0
         self._ref_mean = 0.0
         self._ref_m2 = 0.0
         self._samples = 0
-        self._pending_until = 0
+        # While a change is pending: the values since the change point (their count and the sum of their
+        # deviations from the reference mean) and the gate's yardstick (count, mean, sum of squares).
+        self._after_n = 0
+        self._after_sum = 0.0
+        self._gate_n = 0
+        self._gate_mean = 0.0
+        self._gate_m2 = 0.0
+        self._pending_until = 0  # values up to this number never join the reference (a change, a cooldown)
         self._quiet_until = 0
+
+    def __setstate__(self, state: dict) -> None:
+        # A snapshot taken before values were held back: its reference holds every value seen, which is also
+        # the yardstick of a change it had pending.
+        if "_held" not in state:
+            pending = state["_samples"] <= state["_pending_until"]
+            state = {**state, "lag": 128, "_held": array("d", bytes(8 * 128)), "_after_n": 0, "_after_sum": 0.0,
+                     "_gate_n": state["_ref_n"] if pending else 0, "_gate_mean": state["_ref_mean"],
+                     "_gate_m2": state["_ref_m2"], "_pending_until": max(state["_pending_until"], state["_samples"])}
+        self.__dict__.update(state)
 
     @property
     def samples(self) -> int:
@@ -134,45 +174,109 @@ class MeanShift(Snapshottable):
         """The recent mean: what a dashboard shows as the signal's current level."""
         return self._recent_mean
 
+    def _learn(self, x: float) -> None:
+        self._ref_n += 1
+        delta = x - self._ref_mean
+        self._ref_mean += delta / self._ref_n
+        self._ref_m2 += delta * (x - self._ref_mean)
+
+    def _locate(self, n: int) -> None:
+        """At ADWIN's signal, split the held values not in the reference where a change of mean best
+        explains them: those before the change point join the reference, those since it start the new
+        regime; the gate's yardstick is the reference with them."""
+        held, lag = self._held, self.lag
+        first = max(n - lag + 1, self._pending_until + 1, 1)
+        values = [held[j % lag] for j in range(first, n + 1)]
+        count = self._ref_n + len(values)
+        total = self._ref_n * self._ref_mean + sum(values)
+        best, cut, after = 0.0, 0, 0.0
+        for k in range(1, min(len(values), count - 1) + 1):  # k values since the split, at least one before
+            after += values[-k]
+            diff = after / k - (total - after) / (count - k)
+            score = k * (count - k) / count * diff * diff  # the split's squared z, times the variance
+            if score > best:
+                best, cut = score, len(values) - k
+        if self._ref_n > 1 and best < _LOCATE_Z2 * self._ref_m2 / (self._ref_n - 1):
+            cut = 0  # no convincing split: the change is older than the held values, all of them after it
+        for x in values[:cut]:
+            self._learn(x)
+        base = self._ref_mean  # frozen while the change is pending
+        since = [x - base for x in values[cut:]]
+        self._after_n, self._after_sum = len(since), sum(since)
+        # The gate's yardstick: the reference with the values since the change point that came before the
+        # signal (the parallel update of mean and sum of squares of Chan et al.).
+        before = since[:-1]
+        total, squares = sum(before), sum(d * d for d in before)
+        gate_n = self._gate_n = self._ref_n + len(before)
+        self._gate_mean = base + total / gate_n if gate_n else base
+        self._gate_m2 = max(self._ref_m2 + squares - total * total / gate_n, 0.0) if gate_n else 0.0
+
     def update(self, x: float) -> Shift | None:
         """Learn one value; return the shift when a change worth reporting was just confirmed."""
         n = self._samples = self._samples + 1
         self._recent_mean = x if n == 1 else self._recent_mean + self._alpha * (x - self._recent_mean)
+        pending_until = self._pending_until
+        if n > pending_until and self._gate_n:
+            # The change was not confirmed: the values that came before the signal were the settled regime.
+            self._ref_n, self._ref_mean, self._ref_m2 = self._gate_n, self._gate_mean, self._gate_m2
+            self._gate_n = 0
+        held = self._held
+        lag = len(held)
+        i = n % lag
+        if n - lag > pending_until:
+            # The oldest held value is from the settled regime: it joins the reference (Welford's update).
+            oldest = held[i]
+            count = self._ref_n = self._ref_n + 1
+            mean = self._ref_mean
+            delta = oldest - mean
+            mean = self._ref_mean = mean + delta / count
+            self._ref_m2 += delta * (oldest - mean)
+        held[i] = x
         adwin = self._adwin
         adwin.update(x)
         if adwin.drift_detected:
+            if n > pending_until:
+                self._locate(n)
+            else:
+                self._follow(x)
             self._pending_until = n + self.confirm
-        elif n > self._pending_until:
-            # Only the settled regime feeds the reference, so a change does not dilute its own yardstick.
-            self._ref_n += 1
-            delta = x - self._ref_mean
-            self._ref_mean += delta / self._ref_n
-            self._ref_m2 += delta * (x - self._ref_mean)
+        elif n > pending_until:
             return None
-        if n < self.min_samples or n < self._quiet_until or self._ref_n < 2:
+        else:
+            self._follow(x)
+        m = self._after_n
+        if n < self.min_samples or n < self._quiet_until or self._gate_n < 2 or self._ref_n < 2 or m < 1:
             return None
-        change = self._recent_mean - self._ref_mean
+        ref = self._ref_mean
+        change = self._after_sum / m  # the mean since the change point, less the reference mean
+        std = math.sqrt(self._ref_m2 / (self._ref_n - 1))
+        if std > 1e-9 * max(1.0, abs(ref)):
+            scale = std
+            gauge, gauge_std = self._recent_mean - self._gate_mean, math.sqrt(self._gate_m2 / (self._gate_n - 1))
+            if (gauge > 0) != (change > 0) or abs(gauge) < max(self.min_effect * gauge_std, self.min_change):
+                return None
+        else:  # a constant reference: any move is measured exactly by the mean since the change point
+            scale = max(abs(ref), 1e-9)
+            if abs(change) < max(self.min_relative * scale, self.min_change):
+                return None
         if (self.direction == UP and change <= 0) or (self.direction == DOWN and change >= 0):
             return None
-        std = math.sqrt(self._ref_m2 / (self._ref_n - 1))
-        if std > 1e-9 * max(1.0, abs(self._ref_mean)):
-            effect = abs(change) / std
-            worth = effect >= self.min_effect
-        else:
-            effect = abs(change) / max(abs(self._ref_mean), 1e-9)
-            worth = effect >= self.min_relative
-        if not worth or abs(change) < self.min_change:
-            return None
         shift = Shift(
-            before_mean=self._ref_mean,
-            after_mean=self._recent_mean,
+            before_mean=ref,
+            after_mean=ref + change,
             before_count=self._ref_n,
             reference_std=std,
-            effect_size=effect,
+            effect_size=abs(change) / scale,
             samples=n,
         )
         # The new regime becomes the reference, learnt from scratch after the cooldown.
         self._quiet_until = n + self.cooldown
         self._pending_until = self._quiet_until
         self._ref_n, self._ref_mean, self._ref_m2 = 0, 0.0, 0.0
+        self._after_n, self._after_sum, self._gate_n = 0, 0.0, 0
         return shift
+
+    def _follow(self, x: float) -> None:
+        """One more value of the pending new regime."""
+        self._after_n += 1
+        self._after_sum += x - self._ref_mean

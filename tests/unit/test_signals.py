@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import statistics
 
 import pytest
 
@@ -27,12 +28,15 @@ def indexes(stream: list[float], **params) -> list[int]:
 
 @pytest.mark.parametrize("seed, expected", [(0, 5055), (1, 5039), (2, 5071)])
 def test_one_sigma_step_is_reported_once(seed, expected):
-    found = alarms(gaussian(seed, (5000, 0.0), (5000, 1.0)))
+    stream = gaussian(seed, (5000, 0.0), (5000, 1.0))
+    found = alarms(stream)
     assert [i for i, _ in found] == [expected]
     shift = found[0][1]
     assert shift.direction == UP
     assert shift.before_mean == pytest.approx(0.0, abs=0.05)
-    assert shift.after_mean == pytest.approx(1.0, abs=0.15)
+    assert shift.before_count == pytest.approx(5000, abs=10)  # the reference ends at the located change point
+    # The after mean is the mean of the values since the change point: what this stream did after 5000.
+    assert shift.after_mean == pytest.approx(statistics.fmean(stream[5000 : expected + 1]), abs=0.1)
     assert shift.reference_std == pytest.approx(1.0, abs=0.05)
     assert shift.effect_size == pytest.approx((shift.after_mean - shift.before_mean) / shift.reference_std)
     assert shift.samples == expected + 1
@@ -96,14 +100,35 @@ def test_constant_signal_that_moves_is_reported():
     found = alarms([10.0] * 1000 + [11.0] * 1000)
     assert [i for i, _ in found] == [1023]
     assert found[0][1].direction == UP
+    shift = found[0][1]  # judged against the constant it was, by its relative change (min_relative=0.1)
+    assert (shift.before_mean, shift.after_mean, shift.reference_std, shift.before_count) == (10.0, 11.0, 0.0, 1000)
+    assert shift.effect_size == pytest.approx(0.1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: values between the change and ADWIN's clocked signal (every `clock`=16 values) feed the reference, "
-    "so a constant reference is never constant when judged: the 5% move gets a std-based effect of 4.0 and "
-    "alarms although min_relative=0.1; the min_relative branch is practically unreachable"))
 def test_relative_change_below_min_relative_is_ignored():
+    # The values between the change and ADWIN's clocked signal stay out of the reference: it stays constant.
     assert indexes([10.0] * 1000 + [10.5] * 1000, min_relative=0.1) == []
+
+
+def test_a_jump_reads_at_its_size_although_adwin_notices_it_values_later():
+    stream = gaussian(0, (5000, 0.0), (5000, 10.0))
+    (i, shift), = alarms(stream)
+    assert i == 5007  # ADWIN's first clocked check after the jump
+    assert shift.before_count == 5000  # the change point, located among the held-back values
+    assert shift.reference_std == pytest.approx(1.0, abs=0.05)  # no value of the new regime in the reference
+    assert shift.after_mean == pytest.approx(statistics.fmean(stream[5000:5008]))
+    assert shift.effect_size > 9
+
+
+def test_a_snapshot_taken_before_the_held_back_reference_restores_and_carries_on():
+    stream = gaussian(0, (5000, 0.0), (5000, 1.0))
+    signal = MeanShift()
+    for x in stream[:3000]:
+        signal.update(x)
+    for name in ("lag", "_held", "_after_n", "_after_sum", "_gate_n", "_gate_mean", "_gate_m2"):
+        delattr(signal, name)  # the state a snapshot of the earlier MeanShift held
+    restored = MeanShift.restore(signal.snapshot())
+    assert [i for i, x in enumerate(stream[3000:], 3000) if restored.update(x) is not None] == [5055]
 
 
 @pytest.mark.parametrize(
@@ -119,6 +144,7 @@ def test_relative_change_below_min_relative_is_ignored():
         ({"confirm": -1}, r"cooldown, confirm, min_effect and min_relative must be >= 0"),
         ({"min_effect": -0.5}, r"cooldown, confirm, min_effect and min_relative must be >= 0"),
         ({"min_relative": -0.1}, r"cooldown, confirm, min_effect and min_relative must be >= 0"),
+        ({"lag": 0}, r"lag must be >= 1"),
     ],
 )
 def test_bad_hyperparameters_raise_at_construction(params, message):
