@@ -20,7 +20,8 @@ import logging
 import time
 import weakref
 import zlib
-from typing import Any, Callable, Protocol, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import faust
 import orjson
@@ -47,8 +48,9 @@ class Checkpointed:
 
     def __init__(self, fleet: Fleet, table: faust.Table, key_of: Callable[[Any], str], interval_s: float,
                  clock: Callable[[], float] = time.monotonic, max_unacked: int = MAX_UNACKED,
-                 generation: Callable[[], int | None] = lambda: None) -> None:
+                 generation: Callable[[], int | None] = lambda: None, max_keys: int = 10_000) -> None:
         self.fleet = fleet
+        self.max_keys = max_keys
         self.generation = generation  # the consumer group generation this worker is in now
         self._recovered: int | None = None  # the generation whose tables are fully recovered
         self.max_unacked = max_unacked
@@ -56,9 +58,9 @@ class Checkpointed:
         self.key_of = key_of
         self.interval_s = interval_s
         self.clock = clock
-        self._loaded: set[str] = set()  # keys restored (or found absent) since this worker got them
-        self._dirty: dict[str, faust.types.EventT] = {}  # key -> the last event that changed it
-        self._partition_of: dict[str, TP] = {}
+        self._loaded: dict[str, None] = {}  # keys restored (or found absent), least recently seen first
+        self._dirty: set[str] = set()  # keys changed since the last checkpoint
+        self._partition_of: dict[str, TP] = {}  # where a key's last event came from: its checkpoint goes there
         self._applied: dict[str, dict[str, int]] = {}  # key -> "topic:partition" -> last offset in its state
         self._restored: dict[str, dict[str, int]] = {}  # the same, as of the checkpoint the key came back from
         self._unacked: list[faust.types.EventT] = []
@@ -69,12 +71,18 @@ class Checkpointed:
         self.saved = 0
         self.restored = 0
         self.skipped = 0
+        self.evicted = 0
 
     def observe(self, record: Any, event: faust.types.EventT) -> list[Detection]:
         key = self.key_of(record)
-        if key not in self._loaded:
-            self._restore(key)
         message = event.message
+        if key in self._loaded:
+            self._loaded[key] = self._loaded.pop(key)  # now the most recently seen
+        else:
+            self._restore(key)
+            if len(self._loaded) > self.max_keys:
+                self._evict(next(iter(self._loaded)))
+        self._partition_of[key] = message.tp
         where = f"{message.topic}:{message.partition}"
         applied = self._applied.setdefault(key, {})
         last = applied.get(where, -1)
@@ -87,8 +95,7 @@ class Checkpointed:
             return []
         applied[where] = message.offset
         self._in_progress = event
-        self._dirty[key] = event
-        self._partition_of[key] = message.tp
+        self._dirty.add(key)
         return self.fleet.observe(record)
 
     def _restore(self, key: str) -> None:
@@ -99,7 +106,17 @@ class Checkpointed:
             self._applied[key] = dict(self._restored[key])
             self.fleet.restore_key(key, zlib.decompress(blob))
             self.restored += 1
-        self._loaded.add(key)
+        self._loaded[key] = None
+
+    def _evict(self, key: str) -> None:
+        """Beyond ``max_keys`` the least recently seen key goes, checkpoint included: the table is held in
+        memory too. Should it come back, it starts afresh, as an evicted monitor does."""
+        partition = self._partition_of.get(key)
+        self._forget(key)
+        if partition is not None and key.encode() in self.table:
+            with _writing_to(partition):
+                del self.table[key.encode()]
+        self.evicted += 1
 
     def hold(self, stream: faust.StreamT, events: Sequence[faust.types.EventT]) -> None:
         """Keep a processed batch's acknowledgements until the checkpoint that saves its effects."""
@@ -118,24 +135,32 @@ class Checkpointed:
 
     async def _checkpoint(self) -> None:
         self._last = self.clock()
-        dirty, self._dirty = self._dirty, {}
+        dirty, self._dirty = self._dirty, set()
         unacked, self._unacked = self._unacked, []
-        for key, event in dirty.items():
+        for key in dirty:
             blob = orjson.dumps(self._applied[key]) + b"\n" + zlib.compress(self.fleet.snapshot_key(key), 1)
-            # A table write goes to the changelog partition of the event being processed; outside the agent
-            # loop (the timer) there is none, so the event that last changed the key stands in for it.
-            token = _current_event.set(weakref.ref(event))
-            try:
+            with _writing_to(self._partition_of[key]):
                 self.table[key.encode()] = blob
-            finally:
-                _current_event.reset(token)
         self.saved += len(dirty)
         if self._stream is not None:
             for event in unacked:
                 await self._stream.ack(event)
 
-    def recovered(self) -> None:
-        """Faust has read the tables back for the current assignment (it seeks the inputs next)."""
+    def recovered(self, assignment: set[TP]) -> None:
+        """Faust has read the tables back for the current assignment (it seeks the inputs next). The keys
+        checkpointed from the assigned partitions come back now rather than at their next event, so what
+        this worker shows of them (the model health views) does not go blank after a rebalance."""
+        places = {f"{tp.topic}:{tp.partition}": tp for tp in assignment}
+        for stored_key, stored in list(self.table.items()):
+            if len(self._loaded) >= self.max_keys:
+                break
+            key = stored_key.decode()
+            if key in self._loaded or not stored:
+                continue
+            ours = [places[where] for where in orjson.loads(stored.split(b"\n", 1)[0]) if where in places]
+            if ours:
+                self._restore(key)
+                self._partition_of[key] = ours[0]
         self._recovered = self.generation()
 
     def accepting(self, event: faust.types.EventT) -> bool:
@@ -157,15 +182,38 @@ class Checkpointed:
     def _release(self, partitions: set[TP]) -> None:
         gone = [key for key, tp in self._partition_of.items() if tp in partitions]
         for key in gone:
-            self.fleet.forget_key(key)
-            self._loaded.discard(key)
-            self._dirty.pop(key, None)
-            self._applied.pop(key, None)
-            self._restored.pop(key, None)
-            del self._partition_of[key]
+            self._forget(key)
         self._unacked = [e for e in self._unacked if e.message.tp not in partitions]
         if gone:
             log.info("released the state of %d keys of revoked partitions", len(gone))
+
+    def _forget(self, key: str) -> None:
+        self.fleet.forget_key(key)
+        self._loaded.pop(key, None)
+        self._dirty.discard(key)
+        self._applied.pop(key, None)
+        self._restored.pop(key, None)
+        self._partition_of.pop(key, None)
+
+
+class _Place:
+    """Where a table write goes, in the shape Faust reads it from the current event (``.message.topic``,
+    ``.message.partition``)."""
+
+    def __init__(self, partition: TP) -> None:
+        self.message = partition
+
+
+@contextmanager
+def _writing_to(partition: TP) -> Iterator[None]:
+    """A table write goes to the changelog partition of the event being processed. A key's checkpoint must
+    go to its own input partition's, whichever event is current (none, for the timer), so it names it."""
+    place = _Place(partition)
+    token = _current_event.set(weakref.ref(place))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 def checkpointed(fleet: Fleet, table: faust.Table, key_of: Callable[[Any], str]) -> Checkpointed:
@@ -174,9 +222,9 @@ def checkpointed(fleet: Fleet, table: faust.Table, key_of: Callable[[Any], str])
     from app.faust_app import app, settings
 
     watcher = Checkpointed(fleet, table, key_of, settings.checkpoint_interval_s,
-                           generation=lambda: app.consumer_generation_id)
+                           generation=lambda: app.consumer_generation_id, max_keys=settings.monitor.max_keys)
     app.on_partitions_revoked.connect(lambda sender, revoked, **_: watcher.revoked(revoked))
     # Generations, not the order of signals: Faust may send rebalance-complete before partitions-assigned.
-    app.on_rebalance_complete.connect(lambda sender, **_: watcher.recovered())
+    app.on_rebalance_complete.connect(lambda sender, **_: watcher.recovered(app.consumer.assignment()))
     app.timer(interval=settings.checkpoint_interval_s)(watcher.checkpoint)
     return watcher

@@ -9,6 +9,7 @@ import logging
 import faust
 from aiokafka.errors import KafkaError
 
+from app import faust_fixes
 from app.config import apply_catalogue
 from app.kafka_access import check_before_start, config_problems
 from app.settings import Settings
@@ -37,6 +38,7 @@ def _credentials(s: Settings) -> faust.types.auth.CredentialsT | None:
     return None
 
 
+faust_fixes.apply()
 CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024  # one model's monitors, compressed; far above what 1,000 features need
 
 app = faust.App(

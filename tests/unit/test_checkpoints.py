@@ -42,78 +42,85 @@ class Stream:
 
 
 class Event:
-    """What Faust hands the agent, as far as checkpoints look: the message's place and generation."""
+    """What Faust hands the agent, as far as checkpoints look: the message's place, and the group
+    generation it was fetched in."""
 
-    def __init__(self, offset: int, generation: int) -> None:
-        self.message = SimpleNamespace(tp=PARTITION, topic=PARTITION.topic, partition=PARTITION.partition,
+    def __init__(self, offset: int, generation: int = 1, partition: TP = PARTITION) -> None:
+        self.message = SimpleNamespace(tp=partition, topic=partition.topic, partition=partition.partition,
                                        offset=offset, generation_id=generation)
 
 
 event = Event
 
 
-def watcher(table: dict, generation: list[int]) -> tuple[Checkpointed, CountingFleet]:
+def watcher(table: dict, generation: list[int] | None = None, max_keys: int = 10_000
+            ) -> tuple[Checkpointed, CountingFleet]:
+    current = generation or [1]
     fleet = CountingFleet()
     return Checkpointed(fleet, table, key_of=lambda record: record, interval_s=60,
-                        generation=lambda: generation[0]), fleet
+                        generation=lambda: current[0], max_keys=max_keys), fleet
+
+
+def opened(checkpoints: Checkpointed) -> Checkpointed:
+    """As at the end of a rebalance: the tables are recovered."""
+    checkpoints.recovered(set())
+    return checkpoints
+
+
+def accepted(checkpoints: Checkpointed, events: list) -> list[int]:
+    return [e.message.offset for e in events if checkpoints.accepting(e)]
 
 
 def test_nothing_is_accepted_between_an_assignment_and_the_recovery_of_its_tables() -> None:
-    generation = [1]
-    checkpoints, _ = watcher({}, generation)
-    assert not checkpoints.accepting(event(0, 1))  # generation 1 assigned, tables not yet read
-    checkpoints.recovered()
-    assert checkpoints.accepting(event(0, 1))
+    checkpoints, _ = watcher({})
+    assert accepted(checkpoints, [event(0)]) == []  # generation 1 assigned, tables not yet read
+    opened(checkpoints)
+    assert accepted(checkpoints, [event(0)]) == [0]
 
 
 def test_events_buffered_before_a_rebalance_are_refused_after_it() -> None:
     generation = [1]
-    checkpoints, _ = watcher({}, generation)
-    checkpoints.recovered()
-    stale = event(7, 1)
+    checkpoints = opened(watcher({}, generation)[0])
+    stale = event(7, generation=1)
     asyncio.run(checkpoints.revoked({PARTITION}))
-    assert not checkpoints.accepting(stale)  # revoked: nothing until the next recovery
+    assert accepted(checkpoints, [stale]) == []  # revoked: nothing until the next recovery
     generation[0] = 2
-    checkpoints.recovered()
-    assert not checkpoints.accepting(stale)  # fetched in generation 1; the seek delivers it again
-    assert checkpoints.accepting(event(7, 2))
+    opened(checkpoints)
+    assert accepted(checkpoints, [stale, event(7, generation=2)]) == [7]  # the seek delivers it again
 
 
 def test_recovery_signalled_before_the_join_of_a_new_generation_does_not_open_it() -> None:
     generation = [1]
-    checkpoints, _ = watcher({}, generation)
-    checkpoints.recovered()
+    checkpoints = opened(watcher({}, generation)[0])
     generation[0] = 2
-    assert not checkpoints.accepting(event(0, 2))
+    assert accepted(checkpoints, [event(0, generation=2)]) == []
 
 
 def test_events_already_in_a_restored_checkpoint_are_counted_once() -> None:
     table: dict = {}
-    generation = [1]
-    first, fleet = watcher(table, generation)
-    first.recovered()
+    first, fleet = watcher(table)
+    opened(first)
     stream = Stream()
-    batch = [event(offset, 1) for offset in range(5)]
+    batch = [event(offset) for offset in range(5)]
     for e in batch:
         first.observe("model-a", e)
     first.hold(stream, batch)
     asyncio.run(first.checkpoint())
     assert (fleet.seen["model-a"], stream.acked) == (5, [0, 1, 2, 3, 4])
-    for e in [event(offset, 1) for offset in range(5, 8)]:  # counted, then the worker dies unsaved
+    for e in [event(offset) for offset in range(5, 8)]:  # counted, then the worker dies unsaved
         first.observe("model-a", e)
 
-    second, restored = watcher(table, generation)
-    second.recovered()
+    second, restored = watcher(table)
+    opened(second)
     for offset in range(3, 10):  # re-read from an older committed offset
-        second.observe("model-a", event(offset, 1))
+        second.observe("model-a", event(offset))
     assert restored.seen["model-a"] == 10
     assert second.skipped == 2
 
 
 def test_a_revoked_partition_forgets_its_keys_and_their_unacknowledged_events() -> None:
-    generation = [1]
-    checkpoints, fleet = watcher({}, generation)
-    checkpoints.recovered()
+    checkpoints, fleet = watcher({})
+    opened(checkpoints)
     stream = Stream()
     batch = [event(0, 1), event(1, 1)]
     for e in batch:
@@ -122,3 +129,31 @@ def test_a_revoked_partition_forgets_its_keys_and_their_unacknowledged_events() 
     asyncio.run(checkpoints.revoked({PARTITION}))
     asyncio.run(checkpoints.checkpoint())
     assert fleet.seen == {} and stream.acked == []
+
+
+def test_keys_beyond_the_cap_are_evicted_least_recently_seen_first_checkpoint_included() -> None:
+    table: dict = {}
+    checkpoints = opened(watcher(table, max_keys=2)[0])
+    for offset, key in enumerate(["a", "b", "a"]):
+        checkpoints.observe(key, event(offset))
+    asyncio.run(checkpoints.checkpoint())
+    assert sorted(table) == [b"a", b"b"]
+    checkpoints.observe("c", event(3))  # "b" is the least recently seen
+    assert (sorted(table), checkpoints.evicted) == ([b"a"], 1)
+    assert sorted(checkpoints.fleet.seen) == ["a", "c"]
+    asyncio.run(checkpoints.checkpoint())
+    assert sorted(table) == [b"a", b"c"]
+
+
+def test_the_keys_of_assigned_partitions_come_back_at_recovery_without_waiting_for_their_next_event() -> None:
+    table: dict = {}
+    before = opened(watcher(table)[0])
+    before.observe("model-a", event(0))
+    before.observe("model-b", event(0, partition=TP("in", 1)))
+    asyncio.run(before.checkpoint())
+
+    after, fleet = watcher(table)
+    after.recovered({PARTITION})  # partition 0 only
+    assert fleet.seen == {"model-a": 1}
+    asyncio.run(after.revoked({PARTITION}))  # and it leaves with its partition
+    assert fleet.seen == {}
