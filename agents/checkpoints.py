@@ -41,6 +41,7 @@ class Fleet(Protocol):
     def snapshot_key(self, key: str) -> bytes: ...
     def restore_key(self, key: str, blob: bytes) -> None: ...
     def forget_key(self, key: str) -> None: ...
+    def keys(self) -> list[str]: ...
 
 
 class Checkpointed:
@@ -58,7 +59,7 @@ class Checkpointed:
         self.key_of = key_of
         self.interval_s = interval_s
         self.clock = clock
-        self._loaded: dict[str, None] = {}  # keys restored (or found absent), least recently seen first
+        self._loaded: set[str] = set()  # keys restored (or found absent) since this worker got them
         self._dirty: set[str] = set()  # keys changed since the last checkpoint
         self._partition_of: dict[str, TP] = {}  # where a key's last event came from: its checkpoint goes there
         self._applied: dict[str, dict[str, int]] = {}  # key -> "topic:partition" -> last offset in its state
@@ -76,12 +77,8 @@ class Checkpointed:
     def observe(self, record: Any, event: faust.types.EventT) -> list[Detection]:
         key = self.key_of(record)
         message = event.message
-        if key in self._loaded:
-            self._loaded[key] = self._loaded.pop(key)  # now the most recently seen
-        else:
+        if key not in self._loaded:
             self._restore(key)
-            if len(self._loaded) > self.max_keys:
-                self._evict(next(iter(self._loaded)))
         self._partition_of[key] = message.tp
         where = f"{message.topic}:{message.partition}"
         applied = self._applied.setdefault(key, {})
@@ -106,11 +103,11 @@ class Checkpointed:
             self._applied[key] = dict(self._restored[key])
             self.fleet.restore_key(key, zlib.decompress(blob))
             self.restored += 1
-        self._loaded[key] = None
+        self._loaded.add(key)
 
     def _evict(self, key: str) -> None:
-        """Beyond ``max_keys`` the least recently seen key goes, checkpoint included: the table is held in
-        memory too. Should it come back, it starts afresh, as an evicted monitor does."""
+        """The fleet evicted the key's monitors (``max_keys``, least recently used): its checkpoint goes too,
+        as the table is held in memory. Should the key come back, it starts afresh, as it would in memory."""
         partition = self._partition_of.get(key)
         self._forget(key)
         if partition is not None and key.encode() in self.table:
@@ -135,6 +132,9 @@ class Checkpointed:
 
     async def _checkpoint(self) -> None:
         self._last = self.clock()
+        live = set(self.fleet.keys())
+        for key in [key for key in self._loaded if key not in live]:
+            self._evict(key)
         dirty, self._dirty = self._dirty, set()
         unacked, self._unacked = self._unacked, []
         for key in dirty:
@@ -189,7 +189,7 @@ class Checkpointed:
 
     def _forget(self, key: str) -> None:
         self.fleet.forget_key(key)
-        self._loaded.pop(key, None)
+        self._loaded.discard(key)
         self._dirty.discard(key)
         self._applied.pop(key, None)
         self._restored.pop(key, None)

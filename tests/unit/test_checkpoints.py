@@ -32,6 +32,9 @@ class CountingFleet:
     def forget_key(self, key: str) -> None:
         self.seen.pop(key, None)
 
+    def keys(self) -> list[str]:
+        return list(self.seen)
+
 
 class Stream:
     def __init__(self) -> None:
@@ -131,18 +134,20 @@ def test_a_revoked_partition_forgets_its_keys_and_their_unacknowledged_events() 
     assert fleet.seen == {} and stream.acked == []
 
 
-def test_keys_beyond_the_cap_are_evicted_least_recently_seen_first_checkpoint_included() -> None:
+def test_a_key_the_fleet_evicted_loses_its_checkpoint_too() -> None:
     table: dict = {}
-    checkpoints = opened(watcher(table, max_keys=2)[0])
-    for offset, key in enumerate(["a", "b", "a"]):
+    checkpoints, fleet = watcher(table)
+    opened(checkpoints)
+    for offset, key in enumerate(["a", "b"]):
         checkpoints.observe(key, event(offset))
     asyncio.run(checkpoints.checkpoint())
     assert sorted(table) == [b"a", b"b"]
-    checkpoints.observe("c", event(3))  # "b" is the least recently seen
-    assert (sorted(table), checkpoints.evicted) == ([b"a"], 1)
-    assert sorted(checkpoints.fleet.seen) == ["a", "c"]
+    del fleet.seen["b"]  # pushed out of the fleet (max_keys, least recently used)
+    checkpoints.observe("a", event(2))
     asyncio.run(checkpoints.checkpoint())
-    assert sorted(table) == [b"a", b"c"]
+    assert (sorted(table), checkpoints.evicted) == ([b"a"], 1)
+    checkpoints.observe("b", event(3))  # back: it starts afresh, as it would in memory
+    assert fleet.seen["b"] == 1
 
 
 def test_the_keys_of_assigned_partitions_come_back_at_recovery_without_waiting_for_their_next_event() -> None:
