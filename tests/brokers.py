@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +11,14 @@ from typing import Any
 import pytest
 
 from app.broker import BrokerError, LocalBroker, free_port
+
+
+def worker_env(bootstrap: str, name: str, data_dir: Path, **settings: str) -> dict[str, str]:
+    """The environment of a worker no other test shares: its own app id (consumer group), topics, web port
+    and data directory; ``settings`` adds or overrides EMLOPS_* variables."""
+    run = f"emlops-{name}-{uuid.uuid4().hex[:8]}"
+    return {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EMLOPS_APP_ID": run, "EMLOPS_TOPIC_PREFIX": f"{run}.",
+            "EMLOPS_WEB_PORT": str(free_port()), "EMLOPS_DATA_DIR": str(data_dir), **settings}
 
 
 def free_ports(count: int) -> list[int]:

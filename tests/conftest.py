@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from app.broker import LocalBroker, free_port
+from app.broker import LocalBroker
 from app.settings import Settings
 from app.topics import ensure_topics
 from app.worker_process import WorkerProcess
-from tests.brokers import running_broker
+from tests.brokers import running_broker, worker_env
 
 
 @pytest.fixture(scope="session")
@@ -39,19 +38,10 @@ def bootstrap(local_broker: LocalBroker | None) -> str:
 @pytest.fixture(scope="session")
 def pipeline(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A real worker process on its own topics; tests tell their data apart by model and source names."""
-    run = uuid.uuid4().hex[:8]
     work = tmp_path_factory.mktemp("worker")
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "EMLOPS_APP_ID": f"emlops-it-{run}",
-        "EMLOPS_TOPIC_PREFIX": f"emlops-it-{run}.",
-        "EMLOPS_WEB_PORT": str(free_port()),
-        "EMLOPS_DATA_DIR": str(work / "data"),
-        "EMLOPS_TICK_INTERVAL_S": "1",
-        # Quiet incidents resolve quickly; repeats never add revisions, so revision sequences are exact.
-        "EMLOPS_RESOLVE_AFTER_S": "8",
-        "EMLOPS_GROUP_INTERVAL_S": "3600",
-    }
+    # Quiet incidents resolve quickly; repeats never add revisions, so revision sequences are exact.
+    env = worker_env(bootstrap, "it", work / "data", EMLOPS_TICK_INTERVAL_S="1", EMLOPS_RESOLVE_AFTER_S="8",
+                     EMLOPS_GROUP_INTERVAL_S="3600")
     settings = Settings.from_env(env)
     asyncio.run(ensure_topics(settings))
     with WorkerProcess(env, work / "worker.log") as worker:

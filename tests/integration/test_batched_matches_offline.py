@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import orjson
 
 from app import backtest
-from app.broker import free_port
 from app.settings import Settings
 from app.topics import ensure_topics
 from app.traffic import INFRASTRUCTURE, PREDICTIONS, Traffic
 from app.worker_process import WorkerProcess
+from tests.brokers import worker_env
 from tests.integration.kafka_io import produce, read_until, tickets, wait_consumed
 
 
@@ -49,16 +48,8 @@ def test_worker_and_event_at_a_time_backtest_agree(bootstrap: str, tmp_path: Pat
     offline_tickets = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
     assert len(opened(offline_tickets)) >= 6  # the six injected incidents, at least
 
-    run = uuid.uuid4().hex[:8]
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "EMLOPS_APP_ID": f"emlops-batch-{run}",
-        "EMLOPS_TOPIC_PREFIX": f"emlops-batch-{run}.",
-        "EMLOPS_WEB_PORT": str(free_port()),
-        "EMLOPS_DATA_DIR": str(tmp_path / "data"),
-        "EMLOPS_GROUP_INTERVAL_S": "3600",
-        "EMLOPS_RESOLVE_AFTER_S": "3600",
-    }
+    env = worker_env(bootstrap, "batch", tmp_path / "data", EMLOPS_GROUP_INTERVAL_S="3600",
+                     EMLOPS_RESOLVE_AFTER_S="3600")
     settings = Settings.from_env(env)
 
     async def through_the_worker() -> tuple[list, list]:

@@ -18,7 +18,6 @@ import random
 import threading
 import time
 import urllib.request
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,11 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.checkpoints import MAX_UNACKED
-from app.broker import free_port
 from app.settings import Settings
 from app.topics import ensure_topics
 from app.worker_process import WorkerProcess
 from models import codec
+from tests.brokers import worker_env
 from tests.integration.kafka_io import wait_consumed
 
 MAX_KEYS = 40  # monitored model versions, and label joins (models), held at once
@@ -155,22 +154,15 @@ class Watch(threading.Thread):
         return self.peaks.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-@pytest.fixture
-def worker_env(bootstrap: str, tmp_path: Path) -> dict[str, str]:
-    run = uuid.uuid4().hex[:8]
-    return {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "EMLOPS_APP_ID": f"emlops-burst-{run}",
-        "EMLOPS_TOPIC_PREFIX": f"emlops-burst-{run}.",
-        "EMLOPS_WEB_PORT": str(free_port()),
-        "EMLOPS_DATA_DIR": str(tmp_path / "data"),
-        "EMLOPS_MONITOR_MAX_KEYS": str(MAX_KEYS),
-        "EMLOPS_MONITOR_PENDING_MAX": str(PENDING_MAX),
+@pytest.fixture(name="worker_env")
+def burst_worker_env(bootstrap: str, tmp_path: Path) -> dict[str, str]:
+    return worker_env(
+        bootstrap, "burst", tmp_path / "data",
+        EMLOPS_MONITOR_MAX_KEYS=str(MAX_KEYS), EMLOPS_MONITOR_PENDING_MAX=str(PENDING_MAX),
         # Longer than the burst: what bounds the events held for a checkpoint is their count (MAX_UNACKED).
-        "EMLOPS_CHECKPOINT_INTERVAL_S": str(CHECKPOINT_INTERVAL_S),
-        "EMLOPS_GROUP_INTERVAL_S": "3600",
-        "EMLOPS_RESOLVE_AFTER_S": "3600",
-    }
+        EMLOPS_CHECKPOINT_INTERVAL_S=str(CHECKPOINT_INTERVAL_S),
+        EMLOPS_GROUP_INTERVAL_S="3600", EMLOPS_RESOLVE_AFTER_S="3600",
+    )
 
 
 def test_a_10x_burst_over_many_keys_stays_within_the_caps_and_drains(worker_env: dict[str, str],

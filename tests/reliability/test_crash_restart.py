@@ -11,16 +11,15 @@ import random
 import signal
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app.broker import free_port
 from app.settings import Settings
 from app.topics import ensure_topics
 from app.worker_process import WorkerProcess
+from tests.brokers import worker_env
 from tests.integration.kafka_io import produce, read_until, tickets, wait_consumed
 
 MODEL = "crash-model"
@@ -38,19 +37,10 @@ def model_state(port: int) -> dict[str, Any]:
         return model["state"]
 
 
-@pytest.fixture
-def worker_env(bootstrap: str, tmp_path: Path) -> dict[str, str]:
-    run = uuid.uuid4().hex[:8]
-    return {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "EMLOPS_APP_ID": f"emlops-crash-{run}",
-        "EMLOPS_TOPIC_PREFIX": f"emlops-crash-{run}.",
-        "EMLOPS_WEB_PORT": str(free_port()),
-        "EMLOPS_DATA_DIR": str(tmp_path / "data"),
-        "EMLOPS_CHECKPOINT_INTERVAL_S": "1",
-        "EMLOPS_GROUP_INTERVAL_S": "3600",
-        "EMLOPS_RESOLVE_AFTER_S": "3600",
-    }
+@pytest.fixture(name="worker_env")
+def crash_worker_env(bootstrap: str, tmp_path: Path) -> dict[str, str]:
+    return worker_env(bootstrap, "crash", tmp_path / "data", EMLOPS_CHECKPOINT_INTERVAL_S="1",
+                      EMLOPS_GROUP_INTERVAL_S="3600", EMLOPS_RESOLVE_AFTER_S="3600")
 
 
 def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(worker_env: dict[str, str], tmp_path: Path) -> None:
