@@ -6,8 +6,9 @@ committed offsets never run ahead of the saved state (Faust flushes the changelo
 The state can run ahead of the committed offsets, though (a crash after the snapshot, before the commit),
 so each snapshot records the offset of the last event it includes, per input partition; re-read events
 at or below it are skipped for that key. After a crash or a rebalance, the worker that owns a partition
-restores each key the first time it sees it: nothing skipped, nothing counted twice (detections emitted
-again are ignored by the router as replays).
+restores its keys once its tables are recovered (a key first seen later, when it first sees it): nothing
+skipped, nothing counted twice (detections emitted again are ignored by the router as replays). A key the
+fleet evicts loses its checkpoint at the next one.
 
 A key's checkpoint goes to the changelog partition of the input partition its events come from, so a
 partition's keys and their checkpoints travel together (producers key events by model or source name).
