@@ -10,16 +10,33 @@ from __future__ import annotations
 import math
 from array import array
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from river import drift
 
 from models.snapshot import Snapshottable
+
+if TYPE_CHECKING:
+    from river._river_rust.drift import AdaptiveWindowing
 
 UP = "up"
 DOWN = "down"
 BOTH = "both"
 _DIRECTIONS = (UP, DOWN, BOTH)
 _LOCATE_Z2 = 16.0  # a change point among the held values is trusted from a z of 4 (noise rarely gets there)
+
+
+def adaptive_window(delta: float, clock: int) -> AdaptiveWindowing:
+    """River's ADWIN without its Python wrapper: the compiled window its ``update`` delegates to.
+
+    ``ADWIN.update`` costs a Python call and two property reads around the compiled update, twice per
+    value of every numeric feature, while the window's own ``update`` returns whether it detected a drift.
+    River's ADWIN starts a new window at the update after a drift; a caller of this one replaces it itself
+    right away, which is the same since nothing reads the old window in between. Built by River's ADWIN, so
+    its defaults (buckets, minimum sub-window, grace period) stay River's; ``test_signals`` checks that
+    the detections are ADWIN's.
+    """
+    return drift.ADWIN(delta=delta, clock=clock)._helper
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +154,7 @@ class MeanShift(Snapshottable):
         self.clock = clock
         self.min_change = min_change
         self.lag = lag
-        self._adwin = drift.ADWIN(delta=delta, clock=clock)
+        self._window = adaptive_window(delta, clock)
         self._alpha = 2.0 / (recent + 1)
         self._recent_mean = 0.0
         self._held = array("d", bytes(8 * lag))  # the latest values: value number i at i % lag
@@ -163,6 +180,12 @@ class MeanShift(Snapshottable):
             state = {**state, "lag": 128, "_held": array("d", bytes(8 * 128)), "_after_n": 0, "_after_sum": 0.0,
                      "_gate_n": state["_ref_n"] if pending else 0, "_gate_mean": state["_ref_mean"],
                      "_gate_m2": state["_ref_m2"], "_pending_until": max(state["_pending_until"], state["_samples"])}
+        if "_adwin" in state:
+            # A snapshot that held River's ADWIN: its compiled window, or a new one if River was about to
+            # start one (the update after a drift).
+            state = dict(state)
+            adwin = state.pop("_adwin")
+            state["_window"] = adaptive_window(state["delta"], state["clock"]) if adwin.drift_detected else adwin._helper
         self.__dict__.update(state)
 
     @property
@@ -212,29 +235,33 @@ class MeanShift(Snapshottable):
         self._gate_m2 = max(self._ref_m2 + squares - total * total / gate_n, 0.0) if gate_n else 0.0
 
     def update(self, x: float) -> Shift | None:
-        """Learn one value; return the shift when a change worth reporting was just confirmed."""
+        """Learn one value; return the shift when a change worth reporting was just confirmed.
+
+        Runs for every value of every numeric feature: while no change is pending (nearly always) it only
+        learns the value and asks ADWIN, and the judging is left to :meth:`_judge`.
+        """
         n = self._samples = self._samples + 1
         self._recent_mean = x if n == 1 else self._recent_mean + self._alpha * (x - self._recent_mean)
         pending_until = self._pending_until
-        if n > pending_until and self._gate_n:
-            # The change was not confirmed: the values that came before the signal were the settled regime.
-            self._ref_n, self._ref_mean, self._ref_m2 = self._gate_n, self._gate_mean, self._gate_m2
-            self._gate_n = 0
         held = self._held
         lag = len(held)
         i = n % lag
-        if n - lag > pending_until:
-            # The oldest held value is from the settled regime: it joins the reference (Welford's update).
-            oldest = held[i]
-            count = self._ref_n = self._ref_n + 1
-            mean = self._ref_mean
-            delta = oldest - mean
-            mean = self._ref_mean = mean + delta / count
-            self._ref_m2 += delta * (oldest - mean)
+        if n > pending_until:
+            if self._gate_n:
+                # The change was not confirmed: the values that came before the signal were the settled regime.
+                self._ref_n, self._ref_mean, self._ref_m2 = self._gate_n, self._gate_mean, self._gate_m2
+                self._gate_n = 0
+            if n - lag > pending_until:
+                # The oldest held value is from the settled regime: it joins the reference (Welford's update).
+                oldest = held[i]
+                count = self._ref_n = self._ref_n + 1
+                mean = self._ref_mean
+                delta = oldest - mean
+                mean = self._ref_mean = mean + delta / count
+                self._ref_m2 += delta * (oldest - mean)
         held[i] = x
-        adwin = self._adwin
-        adwin.update(x)
-        if adwin.drift_detected:
+        if self._window.update(x):
+            self._window = adaptive_window(self.delta, self.clock)
             if n > pending_until:
                 self._locate(n)
             else:
@@ -244,6 +271,11 @@ class MeanShift(Snapshottable):
             return None
         else:
             self._follow(x)
+        return self._judge(n)
+
+    def _judge(self, n: int) -> Shift | None:
+        """While a change is pending: the shift if it is now worth reporting (then the new regime becomes the
+        reference, learnt from scratch after the cooldown)."""
         m = self._after_n
         if n < self.min_samples or n < self._quiet_until or self._gate_n < 2 or self._ref_n < 2 or m < 1:
             return None
@@ -269,7 +301,6 @@ class MeanShift(Snapshottable):
             effect_size=abs(change) / scale,
             samples=n,
         )
-        # The new regime becomes the reference, learnt from scratch after the cooldown.
         self._quiet_until = n + self.cooldown
         self._pending_until = self._quiet_until
         self._ref_n, self._ref_mean, self._ref_m2 = 0, 0.0, 0.0

@@ -7,7 +7,9 @@ import statistics
 
 import pytest
 
-from models.signals import DOWN, UP, MeanShift, Shift
+from river import drift
+
+from models.signals import DOWN, UP, MeanShift, Shift, adaptive_window
 
 
 def gaussian(seed: int, *segments: tuple[int, float], std: float = 1.0) -> list[float]:
@@ -127,6 +129,33 @@ def test_a_snapshot_taken_before_the_held_back_reference_restores_and_carries_on
         signal.update(x)
     for name in ("lag", "_held", "_after_n", "_after_sum", "_gate_n", "_gate_mean", "_gate_m2"):
         delattr(signal, name)  # the state a snapshot of the earlier MeanShift held
+    restored = MeanShift.restore(signal.snapshot())
+    assert [i for i, x in enumerate(stream[3000:], 3000) if restored.update(x) is not None] == [5055]
+
+
+def test_the_adaptive_window_signals_where_rivers_adwin_does():
+    # MeanShift drives River's compiled window directly, replacing it after a drift as ADWIN.update would.
+    stream = gaussian(0, (3000, 0.0), (3000, 2.0), (3000, 0.0), (3000, 0.5), (3000, 5.0))
+    adwin, window, ours = drift.ADWIN(delta=1e-4, clock=16), adaptive_window(1e-4, 16), []
+    for x in stream:
+        if window.update(x):
+            ours.append(True)
+            window = adaptive_window(1e-4, 16)
+        else:
+            ours.append(False)
+        adwin.update(x)
+        assert ours[-1] == adwin.drift_detected
+    assert sum(ours) >= 4
+
+
+def test_a_snapshot_that_held_rivers_adwin_restores_and_carries_on():
+    stream = gaussian(0, (5000, 0.0), (5000, 1.0))
+    signal = MeanShift()
+    for x in stream[:3000]:
+        signal.update(x)
+    adwin = drift.ADWIN(delta=signal.delta, clock=signal.clock)
+    adwin._helper = signal.__dict__.pop("_window")  # the state a snapshot of the earlier MeanShift held
+    signal._adwin = adwin
     restored = MeanShift.restore(signal.snapshot())
     assert [i for i, x in enumerate(stream[3000:], 3000) if restored.update(x) is not None] == [5055]
 
