@@ -1,18 +1,14 @@
-"""Consumes infrastructure metrics; feeds the per-source anomaly and freshness monitors."""
+"""Infrastructure metrics feed the per-source anomaly and freshness monitors (read by the intake)."""
 
 from __future__ import annotations
 
-from agents.checkpoints import checkpointed
-from agents.intake import process_batch
-from app.faust_app import app, infrastructure_inputs, settings, source_state_table
+from agents.checkpoints import Checkpointed
+from agents.intake import intake
+from app.faust_app import settings
 from models.fleet import ServiceFleet
 from models.schema import InfraEvent
 
 fleet = ServiceFleet(settings.monitor)
-watcher = checkpointed(fleet, source_state_table, lambda event: event.source)
-
-
-@app.agent(infrastructure_inputs)
-async def watch_infrastructure(stream):  # type: ignore[no-untyped-def]
-    async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
-        await process_batch(stream, events, InfraEvent.from_dict, watcher)
+watcher = Checkpointed(fleet, lambda event: event.source, max_keys=settings.monitor.max_keys)
+intake.add("source", [settings.topics.infrastructure, *settings.extra_inputs("infrastructure")],
+           InfraEvent.from_dict, watcher)

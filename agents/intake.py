@@ -1,21 +1,39 @@
-"""The shared shape of the input agents: decode a batch once, feed the monitors, send only detections.
+"""Reads the input topics in batches with a consumer of its own, feeds the monitors, sends only detections.
+
+Faust hands events to an agent one at a time (stream, processors, acks: about 180 µs each), far more than
+the monitors cost; so the inputs bypass it. One aiokafka consumer (group ``<app id>-intake``) reads every
+input topic; each topic routes to its fleet's decoder and :class:`~agents.checkpoints.Checkpointed`. Every
+``checkpoint_interval_s`` (or ``checkpoint_max_events`` events) the intake saves the touched keys' state to
+the fleet's compacted state topic, waits until that state and every detection sent so far are stored, and
+only then commits the input offsets. A rebalance does the same before giving the partitions up, so a
+graceful hand-over replays nothing; the new owner reads the state of its partitions before it fetches.
 
 A message that cannot be decoded, or that makes a monitor fail, goes to the dead-letter topic with the
-reason and its origin in headers; the agent carries on with the next one.
+reason and its origin in headers; the intake carries on with the next one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from typing import Any, Callable, Iterable, Iterator, Sequence
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
 
-import faust
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+from mode import Service
 from prometheus_client.core import GaugeMetricFamily
 
-from agents.checkpoints import Checkpointed
+from agents.checkpoints import Checkpointed, Write
+from agents.dead_letters import dead_letter
 from agents.metrics import metrics
 from app.config import build_input_adapters
-from app.faust_app import dead_letter_topic, detections_topic, routing_rules, settings
+from app.faust_app import app, routing_rules, settings
+from app.topics import CHECKPOINT_MAX_BYTES, state_topic
 from models import codec
 from models.schema import Detection, InvalidEvent
 
@@ -41,63 +59,247 @@ if input_adapters:
     metrics.registry.register(_AdapterState())
 
 
-async def dead_letter(event: faust.types.EventT, reason: str) -> None:
-    message = event.message
-    metrics.dead_lettered[message.topic] += 1
-    log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)
-    await dead_letter_topic.send(
-        key=message.key,
-        value=message.value if message.value is not None else b"",
-        headers=[
-            ("emlops.reason", reason.encode()),
-            ("emlops.origin.topic", message.topic.encode()),
-            ("emlops.origin.partition", str(message.partition).encode()),
-            ("emlops.origin.offset", str(message.offset).encode()),
-        ],
-    )
+@dataclass
+class Fleet:
+    """One fleet's inputs: its topics, how their messages decode, its checkpointed monitors and state topic."""
+
+    name: str
+    topics: list[str]
+    decode: Callable[[Any], Any]
+    watcher: Checkpointed
+    state_topic: str
+    unsaved: int = 0  # events processed since the last checkpoint (what a crash would make it read again)
 
 
-async def send_detections(detections: Iterable[Detection]) -> None:
-    for detection in detections:
-        metrics.detections[detection.kind.value] += 1
-        dedup_key, _ = routing_rules.group(detection)
-        await detections_topic.send(
-            key=dedup_key.encode(), value=codec.dumps({"type": "detection", **detection.to_dict()})
+@dataclass
+class _Positions:
+    """Per input partition: the offset after the last event processed, and the last offset committed."""
+
+    processed: dict[TopicPartition, int] = field(default_factory=dict)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class Intake(Service):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fleets: dict[str, Fleet] = {}  # by fleet name
+        self._by_topic: dict[str, Fleet] = {}
+        self.lock = asyncio.Lock()  # held by a batch being processed, by a checkpoint and by a rebalance
+        self.ready = asyncio.Event()  # partitions assigned and their state restored
+        self._positions = _Positions()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._sent: list[asyncio.Future[Any]] = []  # deliveries since the last checkpoint
+        self._last_checkpoint = time.monotonic()
+
+    def add(self, name: str, topics: Iterable[str], decode: Callable[[Any], Any], watcher: Checkpointed) -> Fleet:
+        fleet = Fleet(name, list(topics), decode, watcher, state_topic(settings, name))
+        self.fleets[name] = fleet
+        self._by_topic.update({topic: fleet for topic in fleet.topics})
+        return fleet
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        options = settings.kafka_client_options()
+        # Long enough to ride out a broker outage: a checkpoint waits for its writes rather than lose them.
+        self._producer = AIOKafkaProducer(**options, acks="all", linger_ms=5, request_timeout_ms=300_000,
+                                          max_request_size=CHECKPOINT_MAX_BYTES)
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            **options,
+            group_id=settings.intake_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(settings.session_timeout_s * 1000),
+            heartbeat_interval_ms=max(100, int(settings.session_timeout_s * 1000 / 4)),
+            # Partition n of every input topic to one worker, with partition n of the state topics.
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
+        self._consumer.subscribe(list(self._by_topic), listener=_Listener(self))
+        await self._consumer.start()
 
+    @Service.task
+    async def _consume(self) -> None:
+        assert self._consumer is not None
+        while not self.should_stop:
+            batch = await self._consumer.getmany(timeout_ms=int(settings.batch_within_s * 1000),
+                                                 max_records=settings.batch_size)
+            async with self.lock:
+                if self.should_stop:
+                    break
+                await self._process(batch)
+                if self._checkpoint_due():
+                    await self._checkpoint()
 
-async def process_batch(
-    stream: faust.StreamT,
-    events: Sequence[faust.types.EventT],
-    decode: Callable[[Any], Any],
-    watcher: Checkpointed,
-) -> None:
-    """Decode and observe a batch; detections are sent, and the events acknowledged at the next checkpoint.
+    async def on_stop(self) -> None:
+        """Save and commit what was processed, then leave the group (its partitions move at once)."""
+        if self._consumer is not None:
+            async with self.lock:
+                await self._checkpoint()
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
 
-    The whole batch runs under the watcher's lock: a checkpoint (the timer's too) sees either none or all
-    of a batch, both in the saved state and in the acknowledgements."""
-    async with watcher.lock:  # and only then asks what is accepted: a revocation may have come first
-        events = [event for event in events if watcher.accepting(event)]
+    # --- the batch ---------------------------------------------------------------------------------------
+
+    async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         found: list[Detection] = []
-        for event in events:
-            metrics.consumed[event.message.topic] += 1
-            adapter = input_adapters.get(event.message.topic)
+        for tp, records in batch.items():
+            fleet = self._by_topic[tp.topic]
+            adapter = input_adapters.get(tp.topic)
+            observe = fleet.watcher.observe
+            for record in records:
+                try:
+                    if adapter is None:
+                        events = [fleet.decode(codec.loads(record.value))]
+                    else:
+                        events = adapter.translate(record.value, record.headers, record.timestamp / 1000)
+                except InvalidEvent as exc:
+                    metrics.decode_failures[tp.topic] += 1
+                    await self._dead_letter(record, str(exc))
+                    continue
+                try:
+                    for event in events:
+                        found.extend(observe(event, record))
+                except Exception as exc:  # a monitor bug must cost one event, not the worker
+                    log.exception("monitor failed on %s[%s]@%s", record.topic, record.partition, record.offset)
+                    await self._dead_letter(record, f"internal error: {type(exc).__name__}: {exc}")
+            metrics.consumed[tp.topic] += len(records)
+            fleet.unsaved += len(records)
+            self._positions.processed[tp] = records[-1].offset + 1
+        for detection in found:
+            metrics.detections[detection.kind.value] += 1
+            dedup_key, _ = routing_rules.group(detection)
+            await self._send(settings.topics.detections, key=dedup_key.encode(),
+                             value=codec.dumps({"type": "detection", **detection.to_dict()}))
+
+    async def _send(self, topic: str, **kwargs: Any) -> None:
+        assert self._producer is not None
+        self._sent.append(await self._producer.send(topic, **kwargs))
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        await dead_letter(functools.partial(self._send, settings.topics.dead_letter), record, reason)
+
+    # --- checkpoints -------------------------------------------------------------------------------------
+
+    def _checkpoint_due(self) -> bool:
+        return (time.monotonic() - self._last_checkpoint >= settings.checkpoint_interval_s
+                or any(f.unsaved >= settings.checkpoint_max_events for f in self.fleets.values()))
+
+    async def checkpoint(self) -> None:
+        async with self.lock:
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        """Store the touched keys' state, wait until it and every detection and dead letter sent since the
+        last checkpoint are stored, then commit the offsets of what was processed. Should a write fail, its
+        keys stay due for the next checkpoint and nothing is committed: the events are read again."""
+        self._last_checkpoint = time.monotonic()
+        writes = {name: fleet.watcher.checkpoint() for name, fleet in self.fleets.items()}
+        try:
+            for name, fleet_writes in writes.items():
+                for write in fleet_writes:
+                    await self._send(self.fleets[name].state_topic, key=write.key.encode(), value=write.blob,
+                                     partition=write.partition)
+            sent, self._sent = self._sent, []
+            await asyncio.gather(*sent)
+        except KafkaError as exc:
+            log.warning("checkpoint not stored, retried at the next one: %s", exc)
+            for name, fleet_writes in writes.items():
+                self.fleets[name].watcher.retry([w.key for w in fleet_writes if w.blob is not None])
+            return
+        for fleet in self.fleets.values():
+            fleet.unsaved = 0
+        offsets = {tp: offset for tp, offset in self._positions.processed.items()
+                   if self._positions.committed.get(tp) != offset}
+        if offsets and self._consumer is not None:
             try:
-                if adapter is None:
-                    records = [decode(codec.loads(event.value))]
-                else:
-                    records = adapter.translate(event.value, event.message.headers, event.message.timestamp or 0.0)
-            except InvalidEvent as exc:
-                metrics.decode_failures[event.message.topic] += 1
-                await dead_letter(event, str(exc))
-                continue
-            try:
+                await self._consumer.commit(offsets)
+                self._positions.committed.update(offsets)
+            except KafkaError as exc:  # a rebalance or an outage: committed at the next checkpoint
+                log.warning("offsets not committed, retried at the next checkpoint: %s", exc)
+
+    # --- rebalances --------------------------------------------------------------------------------------
+
+    async def revoked(self) -> None:
+        """Before the partitions go back to the group: save and commit everything processed, then drop it."""
+        self.ready.clear()
+        async with self.lock:
+            await self._checkpoint()
+            for fleet in self.fleets.values():
+                fleet.watcher.released()
+            self._positions = _Positions()
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        """Before fetching from its new partitions: read their state back."""
+        async with self.lock:
+            for fleet in self.fleets.values():
+                ours = sorted({tp.partition for tp in partitions if tp.topic in fleet.topics})
+                stored = await _read_state(fleet.state_topic, ours)
+                fleet.watcher.assigned(stored, (f"{tp.topic}:{tp.partition}" for tp in partitions))
+                log.info("%s: %d input partitions, state of %d keys read back", fleet.name, len(ours), len(stored))
+            self._last_checkpoint = time.monotonic()
+        self.ready.set()
+
+    # --- what the ops views show -------------------------------------------------------------------------
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._consumer.assignment()) if self._consumer is not None else set()
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Messages behind the end of each assigned input partition, as of the latest fetch."""
+        found = {}
+        if self._consumer is None:
+            return found
+        for tp in self.assignment():
+            end = self._consumer.highwater(tp)
+            position = self._positions.processed.get(tp)
+            if end is not None and position is not None:
+                found[tp] = max(0, end - position)
+        return found
+
+    def not_ready(self) -> list[str]:
+        return [] if self.ready.is_set() else ["input partitions not assigned yet, or their state still loading"]
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.intake.revoked()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.intake.assigned(assigned)
+
+
+async def _read_state(topic: str, partitions: list[int]) -> dict[str, bytes]:
+    """The latest snapshot of every key on these partitions of a state topic (deleted keys left out)."""
+    if not partitions:
+        return {}
+    reader = AIOKafkaConsumer(**settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
+                              max_partition_fetch_bytes=CHECKPOINT_MAX_BYTES, fetch_max_bytes=4 * CHECKPOINT_MAX_BYTES)
+    await reader.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        ends = await reader.end_offsets(tps)
+        stored: dict[str, bytes] = {}
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            for tp, records in (await reader.getmany(*remaining, timeout_ms=500)).items():
                 for record in records:
-                    found.extend(watcher.observe(record, event))
-            except Exception as exc:  # a monitor bug must cost one event, not the worker
-                log.exception("monitor failed on %s[%s]@%s", event.message.topic, event.message.partition,
-                              event.message.offset)
-                await dead_letter(event, f"internal error: {type(exc).__name__}: {exc}")
-        await send_detections(found)
-        watcher.hold(stream, events)
-    await watcher.maybe_checkpoint()
+                    if record.value:
+                        stored[record.key.decode()] = record.value
+                    else:
+                        stored.pop(record.key.decode(), None)
+            remaining = {tp for tp in remaining if await reader.position(tp) < ends[tp]}
+        return stored
+    finally:
+        await reader.stop()
+
+
+intake = Intake(loop=None)
+app.add_dependency(intake)

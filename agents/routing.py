@@ -13,12 +13,13 @@ import time
 from urllib.parse import quote
 from typing import Any
 
-from agents.intake import dead_letter
+from agents.dead_letters import dead_letter
 from agents.metrics import metrics
 from app.faust_app import (
     app,
     area_feedback_table,
     causes_table,
+    dead_letter_topic,
     detections_topic,
     incidents_table,
     incidents_topic,
@@ -167,7 +168,7 @@ async def route_detections(stream):  # type: ignore[no-untyped-def]
             message = codec.loads(event.value)
             state, ticket = _apply(message, IncidentState.from_dict(stored) if stored else None, time.time())
         except (InvalidEvent, ValueError, KeyError) as exc:
-            await dead_letter(event, f"bad routing message: {exc}")
+            await dead_letter(dead_letter_topic.send, event.message, f"bad routing message: {exc}")
             continue
         if state is not None:
             incidents_table[key] = _stored(state, ticket, stored)
@@ -187,7 +188,7 @@ async def store_silences(stream):  # type: ignore[no-untyped-def]
             silence = Silence.from_dict(message)
             validate(silence)
         except (InvalidEvent, ValueError) as exc:
-            await dead_letter(event, f"bad silence: {exc}")
+            await dead_letter(dead_letter_topic.send, event.message, f"bad silence: {exc}")
             continue
         silences_table[silence.id] = silence.to_dict()
 

@@ -7,7 +7,7 @@ with these sections:
   ``sasl_password``, ``ssl_cafile``; each is the environment variable ``KAFKA_<NAME>``.
 * ``[emlops]``: ``app_id``, ``topic_prefix``, ``partitions``, ``web_host``, ``web_port``, ``data_dir``, ``rules``,
   ``resolve_after_s``, ``group_interval_s``, ``tick_interval_s``, ``checkpoint_interval_s``,
-  ``session_timeout_s``, ``api_token``, ``api_reads``, ``public_url``; each is ``EMLOPS_<NAME>``.
+  ``checkpoint_max_events``, ``session_timeout_s``, ``api_token``, ``api_reads``, ``public_url``; each is ``EMLOPS_<NAME>``.
 * ``[[inputs]]``: extra input topics and their formats (``topic``, ``format``, ``options``).
 * ``[monitor]``: monitor defaults (:class:`models.config.MonitorConfig` fields), ``EMLOPS_MONITOR_<FIELD>``.
 * ``[models.<name>]``: the model catalogue: ``tier``, ``owner``, ``services``, ``pipelines``, ``features`` and
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 KAFKA_KEYS = ("bootstrap_servers", "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password",
               "ssl_cafile")
 EMLOPS_KEYS = ("app_id", "topic_prefix", "partitions", "web_host", "web_port", "data_dir", "rules",
-               "resolve_after_s", "group_interval_s", "tick_interval_s", "checkpoint_interval_s", "session_timeout_s",
-               "api_token", "api_reads", "public_url")
+               "resolve_after_s", "group_interval_s", "tick_interval_s", "checkpoint_interval_s",
+               "checkpoint_max_events", "session_timeout_s", "api_token", "api_reads", "public_url")
 PATH_KEYS = ("rules", "data_dir", "ssl_cafile")
 SECTIONS = ("kafka", "emlops", "inputs", "monitor", "models", "sinks")
 SINK_TYPES = ("alertmanager", "pagerduty")

@@ -39,7 +39,6 @@ def _credentials(s: Settings) -> faust.types.auth.CredentialsT | None:
 
 
 faust_fixes.apply()
-CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024  # one model's monitors, compressed; far above what 1,000 features need
 
 app = faust.App(
     settings.app_id,
@@ -54,7 +53,6 @@ app = faust.App(
     web_host=settings.web_host,
     web_port=settings.web_port,
     consumer_auto_offset_reset="earliest",
-    producer_max_request_size=CHECKPOINT_MAX_BYTES,
     # A worker that dies is noticed after this long and its partitions move (Faust's default is 60 s).
     broker_session_timeout=settings.session_timeout_s,
 )
@@ -70,39 +68,11 @@ def _topic(spec: TopicSpec) -> faust.TopicT:
     )
 
 
-predictions_topic, infrastructure_topic, detections_topic, incidents_topic, silences_topic, dead_letter_topic = (
+# The input topics are read by the intake's own consumer (agents/intake.py), not by Faust.
+_, _, detections_topic, incidents_topic, silences_topic, dead_letter_topic = (
     _topic(spec) for spec in topic_specs(settings)
 )
 
-
-def _inputs(native: faust.TopicT, target: str) -> faust.TopicT:
-    """The native topic plus the extra input topics (configuration file [[inputs]]) its agent also reads."""
-    extra = [spec.topic for spec in settings.inputs if spec.target == target]
-    if not extra:
-        return native
-    return app.topic(native.get_topic_name(), *extra, partitions=settings.partitions, internal=True,
-                     key_type=bytes, value_type=bytes)
-
-
-prediction_inputs = _inputs(predictions_topic, "predictions")
-infrastructure_inputs = _inputs(infrastructure_topic, "infrastructure")
-
-
-def _monitor_state(name: str) -> faust.Table:
-    """Checkpoints of monitor state by model or source name, co-partitioned with the input topics
-    (see agents/checkpoints.py)."""
-    return app.Table(
-        name,
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,  # Faust takes the changelog's serializers from the types, not from the schema
-        schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
-        extra_topic_configs={"max.message.bytes": str(CHECKPOINT_MAX_BYTES)},
-    )
-
-
-model_state_table = _monitor_state("model-state")
-source_state_table = _monitor_state("source-state")
 
 _JSON = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
 # Incident state and revision history by dedup key, changelogged, so a restarted worker continues its open

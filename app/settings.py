@@ -44,6 +44,7 @@ class Settings:
     group_interval_s: float | None = None
     tick_interval_s: float = 5.0
     checkpoint_interval_s: float = 5.0
+    checkpoint_max_events: int = 50_000  # a checkpoint comes sooner after this many events (a crash replays them)
     session_timeout_s: float = 10.0
     batch_size: int = 500
     batch_within_s: float = 0.05
@@ -58,6 +59,15 @@ class Settings:
     @property
     def bootstrap(self) -> str:
         return self.bootstrap_servers or LOCAL_BOOTSTRAP
+
+    def extra_inputs(self, target: str) -> list[str]:
+        """The extra input topics (configuration file [[inputs]]) whose events go to ``target``'s monitors."""
+        return [spec.topic for spec in self.inputs if spec.target == target]
+
+    @property
+    def intake_group(self) -> str:
+        """The consumer group of the input topics (agents/intake.py); Faust's own group is ``app_id``."""
+        return f"{self.app_id}-intake"
 
     @property
     def web_url(self) -> str:
@@ -103,6 +113,7 @@ class Settings:
             group_interval_s=number("EMLOPS_GROUP_INTERVAL_S", None),
             tick_interval_s=float(env.get("EMLOPS_TICK_INTERVAL_S", 5.0)),
             checkpoint_interval_s=float(env.get("EMLOPS_CHECKPOINT_INTERVAL_S", 5.0)),
+            checkpoint_max_events=int(env.get("EMLOPS_CHECKPOINT_MAX_EVENTS", 50_000)),
             session_timeout_s=float(env.get("EMLOPS_SESSION_TIMEOUT_S", 10.0)),
             monitor=file.monitor,
             config_file=file.path,

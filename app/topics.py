@@ -34,6 +34,22 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
+# One key's monitors, compressed, in one message: far above what 1,000 features need.
+CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024
+FLEETS = ("model", "source")  # whose monitor state the intake checkpoints (agents/intake.py)
+
+
+def state_topic(settings: Settings, fleet: str) -> str:
+    return f"{settings.app_id}-{fleet}-state"
+
+
+def state_topic_specs(settings: Settings) -> list[TopicSpec]:
+    """The compacted topics of checkpointed monitor state, partitioned like the input topics."""
+    return [TopicSpec(state_topic(settings, fleet), settings.partitions,
+                      {"cleanup.policy": "compact", "max.message.bytes": str(CHECKPOINT_MAX_BYTES)})
+            for fleet in FLEETS]
+
+
 def input_topic_specs(settings: Settings) -> list[TopicSpec]:
     """Extra input topics in other formats (configuration file [[inputs]]), created if missing."""
     return [TopicSpec(spec.topic, settings.partitions, {}) for spec in settings.inputs]
@@ -43,7 +59,7 @@ async def ensure_topics(settings: Settings, extra: Iterable[TopicSpec] = (), rea
     """Create missing topics, then wait until the broker serves metadata for all of them: a consumer that
     joins its group while a new topic is still unknown can be left out of (or stuck in) the assignment.
     Existing topics are left as they are."""
-    wanted = [*topic_specs(settings), *input_topic_specs(settings), *extra]
+    wanted = [*topic_specs(settings), *input_topic_specs(settings), *state_topic_specs(settings), *extra]
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import aiohttp
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
@@ -59,10 +59,12 @@ def same_worker(a: str | URL, b: str | URL) -> bool:
 class Cluster:
     """The workers of this app as its partition assignor sees them; ``app`` and ``table`` are Faust's."""
 
-    def __init__(self, app: Any, table: Any, partitions: int) -> None:
+    def __init__(self, app: Any, table: Any, partitions: int,
+                 inputs: Callable[[], Iterable[Any]] = tuple) -> None:
         self.app = app
         self.table = table
         self.partitions = partitions
+        self.inputs = inputs  # the input partitions this worker's intake reads (its own consumer group)
 
     @property
     def me(self) -> str:
@@ -98,11 +100,12 @@ class Cluster:
                 for p in topics.get(topic, ())}
 
     def active(self, topic: str) -> set[int]:
-        """Partitions of ``topic`` this worker owns (not standbys)."""
+        """Partitions of ``topic`` this worker owns (not standbys), in Faust's group or the intake's."""
         try:
-            return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
-        except Exception:
-            return set()
+            faust = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+        except Exception:  # no assignment yet
+            faust = set()
+        return faust | {tp.partition for tp in self.inputs() if tp.topic == topic}
 
     def owns_input(self, topic: str, key: str) -> bool:
         return partition_of(key.encode(), self.partitions) in self.active(topic)

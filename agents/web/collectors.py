@@ -6,12 +6,29 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
+
+
+def faust_lag(app: Any, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    """Messages behind the end of each partition of ``topics`` the Faust consumer reads."""
+    found = {}
+    consumer, read = app.consumer, app.monitor.tp_read_offsets
+    for tp in consumer.assignment():
+        if tp.topic not in topics:
+            continue
+        end = consumer.highwater(tp)
+        last = read.get(tp)
+        if last is None:
+            committed = getattr(consumer, "_committed_offset", {}).get(tp)
+            last = None if committed is None else committed - 1
+        if end is not None and last is not None:
+            found[(tp.topic, tp.partition)] = max(0, end - (last + 1))
+    return found
 
 
 class WorkerCollector(Collector):
@@ -20,14 +37,14 @@ class WorkerCollector(Collector):
     def __init__(
         self,
         app: Any,
-        input_topics: Callable[[], Iterable[str]],
+        lag: Callable[[], Mapping[tuple[str, int], int]],
         fleets: Callable[[], dict[str, Any]],
         open_tickets: Callable[[], Iterable[dict[str, Any]]],
         silences: Callable[[], Iterable[dict[str, Any]]],
         ready: Callable[[], bool],
     ) -> None:
         self.app = app
-        self.input_topics = input_topics
+        self.lag = lag
         self.fleets = fleets
         self.open_tickets = open_tickets
         self.silences = silences
@@ -43,19 +60,8 @@ class WorkerCollector(Collector):
     def _lag(self) -> Iterator[Any]:
         lag = GaugeMetricFamily("emlops_consumer_lag", "Messages behind the end of each assigned input partition.",
                                 labels=["topic", "partition"])
-        consumer, read = self.app.consumer, self.app.monitor.tp_read_offsets
-        topics = set(self.input_topics())
-        for tp in sorted(consumer.assignment()):
-            if tp.topic not in topics:
-                continue
-            end = consumer.highwater(tp)
-            last = read.get(tp)
-            if last is None:
-                committed = getattr(consumer, "_committed_offset", {}).get(tp)
-                last = None if committed is None else committed - 1
-            if end is None or last is None:
-                continue
-            lag.add_metric([tp.topic, str(tp.partition)], max(0, end - (last + 1)))
+        for (topic, partition), behind in sorted(self.lag().items()):
+            lag.add_metric([topic, str(partition)], behind)
         yield lag
 
     def _monitored(self) -> Iterator[Any]:

@@ -28,11 +28,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from agents import infrastructure, predictions
+from agents.intake import intake
 from agents.metrics import metrics
 from agents.routing import expire_silence, submit_action, submit_silence
 from agents.web.auth import Access, Decision
 from agents.web.cluster import ROUTED_FROM_HEADER, WORKER_HEADER, Cluster, partition_of, same_worker
-from agents.web.collectors import WorkerCollector
+from agents.web.collectors import WorkerCollector, faust_lag
 from agents.web.queries import IncidentFilter, merge, select, silence_view
 from agents.web.series import SeriesStore
 from app.faust_app import app, incidents_table, settings, silences_table
@@ -46,11 +47,10 @@ API = "/api/v1"
 SAMPLE_INTERVAL_S = 2.0  # with 900 points: the last 30 minutes
 DEFAULT_POINTS, MAX_POINTS = 120, 900
 STATIC_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
-INPUT_TOPICS = (settings.topics.predictions, settings.topics.infrastructure, settings.topics.detections,
-                settings.topics.silences)
+INPUT_TOPICS = (settings.topics.predictions, settings.topics.infrastructure, settings.topics.detections)
 
 access = Access(settings.api_token, settings.api_reads)
-cluster = Cluster(app, incidents_table, settings.partitions)
+cluster = Cluster(app, incidents_table, settings.partitions, inputs=intake.assignment)
 series = SeriesStore(points=900)
 started_at = time.time()
 
@@ -178,10 +178,10 @@ class _ReliabilityGauges:
                                 "answer, 0 when it did not (every 2 s).", value=0 if broker.reachable is False else 1)
         yield GaugeMetricFamily("emlops_pending_labels", "Predictions waiting in the label joins for their label "
                                 "(at most monitor pending_max per model).", value=predictions.fleet.pending_labels())
-        unacked = GaugeMetricFamily("emlops_unacked_events", "Input events processed and held until the next "
-                                    "checkpoint saves their effects, by agent.", labels=["agent"])
-        for name, watcher in (("predictions", predictions.watcher), ("infrastructure", infrastructure.watcher)):
-            unacked.add_metric([name], len(getattr(watcher, "_unacked", ())))
+        unacked = GaugeMetricFamily("emlops_unacked_events", "Input events processed since the last checkpoint "
+                                    "saved their effects (a crash reads them again), by agent.", labels=["agent"])
+        for name, fleet in (("predictions", "model"), ("infrastructure", "source")):
+            unacked.add_metric([name], intake.fleets[fleet].unsaved)
         yield unacked
 
 
@@ -190,7 +190,9 @@ metrics.registry.register(_ReliabilityGauges())
 
 def readiness() -> tuple[bool, list[str]]:
     reasons = []
-    if broker.reachable is False:
+    if broker.reachable is None:
+        reasons.append("Kafka brokers not probed yet")
+    elif broker.reachable is False:
         reasons.append(f"Kafka brokers unreachable for {time.time() - broker.since:.0f} s: {broker.error}")
     if app.crashed:
         reasons.append(f"crashed: {app.crash_reason!r}")
@@ -203,12 +205,14 @@ def readiness() -> tuple[bool, list[str]]:
         reasons.append("recovering tables")
     if app.rebalancing:
         reasons.append("rebalancing")
+    reasons.extend(intake.not_ready())
     return not reasons, reasons
 
 
 metrics.registry.register(WorkerCollector(
     app,
-    input_topics=lambda: INPUT_TOPICS,
+    lag=lambda: {**faust_lag(app, (settings.topics.detections, settings.topics.silences)),
+                 **{(tp.topic, tp.partition): n for tp, n in intake.lag().items()}},
     fleets=fleets,
     open_tickets=lambda: (s["ticket"] for s in owned_incidents()
                           if isinstance(s.get("ticket"), dict) and s["ticket"].get("status") != "resolved"),
@@ -514,7 +518,7 @@ class Services(OpsView):
 def _worker_summary() -> dict[str, Any]:
     ready, reasons = readiness()
     partitions: dict[str, list[int]] = {}
-    for topic in INPUT_TOPICS[:3]:
+    for topic in INPUT_TOPICS:
         partitions[topic] = sorted(cluster.active(topic))
     return {
         "url": cluster.me, "app_id": settings.app_id, "ready": ready, "not_ready": reasons,

@@ -55,8 +55,9 @@ def tickets(records: list[ConsumerRecord]) -> list[dict[str, Any]]:
 
 
 async def wait_consumed(settings: Settings, topics: Iterable[str], timeout: float = 60) -> None:
-    """Until the worker's consumer group has committed every partition of ``topics`` to its end offset:
-    the only way to know a worker has seen input that, correctly, produced no output."""
+    """Until the worker's consumer groups (Faust's and the intake's) have committed every partition of
+    ``topics`` to its end offset: the only way to know a worker has seen input that, correctly, produced no
+    output."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
@@ -67,28 +68,31 @@ async def wait_consumed(settings: Settings, topics: Iterable[str], timeout: floa
         partitions = [tp for t in topics for tp in
                       (TopicPartition(t, p) for p in (await probe._client.fetch_all_metadata()).partitions_for_topic(t))]
         ends = await probe.end_offsets(partitions)
-        committed: dict = {}
+        done: dict = {}
         async with asyncio.timeout(timeout):
             while True:
-                try:
-                    committed = await admin.list_consumer_group_offsets(settings.app_id, partitions=partitions)
-                except KafkaError:  # the worker's group does not exist yet
-                    await asyncio.sleep(0.5)
-                    continue
-                done = {tp: max(committed[tp].offset, 0) if tp in committed else 0 for tp in partitions}
+                done = dict.fromkeys(partitions, 0)
+                for group in (settings.app_id, settings.intake_group):
+                    try:
+                        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+                    except KafkaError:  # the worker's group does not exist yet
+                        continue
+                    for tp, meta in committed.items():
+                        if tp in done:
+                            done[tp] = max(done[tp], meta.offset)
                 if all(done[tp] >= ends[tp] for tp in partitions):
                     return
                 await asyncio.sleep(0.5)
     except TimeoutError:
         raise AssertionError(f"the worker did not consume {list(topics)} within {timeout}s: "
-                             f"committed {committed}, end offsets {ends}") from None
+                             f"committed {done}, end offsets {ends}") from None
     finally:
         await probe.stop()
         await admin.close()
 
 
 async def wait_members(settings: Settings, count: int, timeout: float = 90) -> None:
-    """Until the worker group is stable with ``count`` members, each holding part of the partitions."""
+    """Until the worker groups (Faust's and the intake's) are stable with ``count`` members each."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
@@ -96,12 +100,12 @@ async def wait_members(settings: Settings, count: int, timeout: float = 90) -> N
     try:
         async with asyncio.timeout(timeout):
             while True:
-                (response,) = await admin.describe_consumer_groups([settings.app_id])
-                _, _, state, _, _, members, *_ = response.groups[0]
-                if state == "Stable" and len(members) == count:
+                groups = [(await admin.describe_consumer_groups([group]))[0].groups[0]  # one at a time: aiokafka
+                          for group in (settings.app_id, settings.intake_group)]  # misreads several in one
+                if all(state == "Stable" and len(members) == count for _, _, state, _, _, members, *_ in groups):
                     return
                 await asyncio.sleep(0.5)
     except TimeoutError:
-        raise AssertionError(f"the group {settings.app_id} did not settle with {count} members") from None
+        raise AssertionError(f"the groups of {settings.app_id} did not settle with {count} members") from None
     finally:
         await admin.close()

@@ -26,7 +26,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.checkpoints import MAX_UNACKED
 from app.settings import Settings
 from app.topics import ensure_topics
 from app.worker_process import WorkerProcess
@@ -42,6 +41,7 @@ HOT_MODELS = 10  # carry most of the traffic; few enough to stay monitored throu
 TAIL_MODELS = 100 * MAX_KEYS  # the burst's long tail: each seen once or twice, and evicted again
 FEATURES = 8
 CHECKPOINT_INTERVAL_S = 20
+CHECKPOINT_MAX_EVENTS = 5_000  # the burst brings 10,000: this count, not the interval, forces checkpoints
 # The worker's peak resident memory (VmHWM): under the project's per-worker target, and at most this much
 # above what it held before the burst. It idles at about 150 MiB; the capped burst adds about 20 MiB, the
 # same burst with uncapped monitors over 100 MiB (2,700 models).
@@ -159,8 +159,9 @@ def burst_worker_env(bootstrap: str, tmp_path: Path) -> dict[str, str]:
     return worker_env(
         bootstrap, "burst", tmp_path / "data",
         EMLOPS_MONITOR_MAX_KEYS=str(MAX_KEYS), EMLOPS_MONITOR_PENDING_MAX=str(PENDING_MAX),
-        # Longer than the burst: what bounds the events held for a checkpoint is their count (MAX_UNACKED).
+        # Longer than the burst: what bounds the events a crash would read again is their count.
         EMLOPS_CHECKPOINT_INTERVAL_S=str(CHECKPOINT_INTERVAL_S),
+        EMLOPS_CHECKPOINT_MAX_EVENTS=str(CHECKPOINT_MAX_EVENTS),
         EMLOPS_GROUP_INTERVAL_S="3600", EMLOPS_RESOLVE_AFTER_S="3600",
     )
 
@@ -214,9 +215,9 @@ def test_a_10x_burst_over_many_keys_stays_within_the_caps_and_drains(worker_env:
         assert 0 < watch.peak("emlops_monitored_keys", fleet=fleet) <= MAX_KEYS, fleet
         assert sample(after, "emlops_monitored_keys", fleet=fleet) <= MAX_KEYS
     assert PENDING_MAX <= watch.peak("emlops_pending_labels") <= MAX_KEYS * PENDING_MAX
-    # In flight: events processed but not yet acknowledged stay under the count that forces a checkpoint
-    # (plus the batch that reached it), although the interval is longer than the burst.
-    assert 0 < watch.peak("emlops_unacked_events", agent="predictions") < MAX_UNACKED + settings.batch_size
+    # Unsaved: events processed since the last checkpoint stay under the count that forces one (plus the
+    # batch that reached it), although the interval is longer than the burst.
+    assert 0 < watch.peak("emlops_unacked_events", agent="predictions") < CHECKPOINT_MAX_EVENTS + settings.batch_size
     # Counted: the tail pushed the least recently used monitors and joins out, and said so.
     for fleet in ("models", "label_joins"):
         assert sample(after, "emlops_monitor_evictions_total", fleet=fleet) >= TAIL_MODELS / 2 - MAX_KEYS, fleet

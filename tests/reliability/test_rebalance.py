@@ -1,5 +1,5 @@
-"""Two workers in one group: the second starts mid-stream, then the first stops. Partitions move twice and
-their monitor state moves with them, so the tickets are exactly those one worker — or an offline run of
+"""Two workers in one group: the second starts mid-stream, then the first stops, while the events keep
+flowing. Partitions move twice and their monitor state moves with them, so the tickets are exactly those one worker — or an offline run of
 the same monitors over the same events — produces: same detections, at the same events, once each."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -26,6 +28,7 @@ MODELS = [f"rebalance-model-{i}" for i in range(6)]
 EVENTS_PER_MODEL = 2000
 DRIFT_AT = 1500
 T0 = 1_700_000_000.0
+CHUNK, PACE_S = 60, 0.2  # 12,000 events over about 50 s: both hand-overs happen while they flow
 
 
 def stream(model: str) -> list[tuple[str, dict[str, Any]]]:
@@ -45,6 +48,13 @@ def offline(events: dict[str, list[tuple[str, dict[str, Any]]]]) -> dict[str, Fo
     return {model: [(d.kind.value, d.entity.get("feature", ""), d.event_time)
                     for _, event in model_events for d in fleet.observe(decode_prediction_topic(event))]
             for model, model_events in events.items()}
+
+
+async def paced(settings: Settings, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """The events in chunks, one every PACE_S, in order."""
+    for start in range(0, len(events), CHUNK):
+        await produce(settings, settings.topics.predictions, events[start:start + CHUNK])
+        await asyncio.sleep(PACE_S)
 
 
 def counts(port: int) -> dict[str, int]:
@@ -72,25 +82,22 @@ def test_state_moves_with_partitions_when_a_worker_joins_and_another_leaves(boot
 
     topics = [settings.topics.predictions]
     asyncio.run(ensure_topics(settings))
+    flowing = threading.Thread(target=lambda: asyncio.run(paced(settings, part(0, EVENTS_PER_MODEL))))
     worker_a = WorkerProcess(env_a, tmp_path / "a.log").start()
     worker_b = WorkerProcess(env_b, tmp_path / "b.log")
     try:
-        asyncio.run(produce(settings, settings.topics.predictions, part(0, 800)))
-        asyncio.run(wait_consumed(settings, topics, timeout=120))
+        worker_a.wait_ready()
+        flowing.start()  # the stream keeps flowing through both hand-overs
+        time.sleep(PACE_S * 20)
         worker_b.start()  # joins mid-stream: the group rebalances and B takes some partitions from A
         asyncio.run(wait_members(settings, 2))
-        # Each hand-over happens between two parts of the stream, once both workers have recovered: events
-        # that arrive while a worker recovers are not yet reliably ordered (README, Guarantees).
-        worker_a.wait_ready()
         worker_b.wait_ready()
-        asyncio.run(produce(settings, settings.topics.predictions, part(800, 1300)))
-        asyncio.run(wait_consumed(settings, topics, timeout=120))
-        worker_a.stop()  # leaves: B takes everything
+        time.sleep(PACE_S * 20)
+        worker_a.stop()  # leaves mid-stream: B takes everything
         assert worker_a.exit_code == 0, worker_a.log_tail()
         assert "released the state of" in worker_a.log_tail(10**7), "nothing moved from A to B"
-        asyncio.run(wait_members(settings, 1))
-        worker_b.wait_ready()
-        asyncio.run(produce(settings, settings.topics.predictions, part(1300, EVENTS_PER_MODEL)))
+        assert flowing.is_alive(), "the stream ended before the hand-overs: nothing was tested in flight"
+        flowing.join()
 
         def complete(rs: list) -> bool:
             last = {t["labels"]["model"]: len(t["detections"]) for t in tickets(rs)}
