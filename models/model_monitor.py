@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from math import isfinite
 from typing import Any
 
 from models.categorical import CategoryChange, CategoryShift, ClassMix, ClassShift
@@ -52,9 +53,8 @@ class ModelMonitor(Snapshottable):
         self.segment = segment
         self.config = config or MonitorConfig()
         c = self.config
-        self._features: dict[str, MeanShift] = {}
-        self._ranges: dict[str, RangeWatch] = {}
-        self._spreads: dict[str, MeanShift] = {}
+        # A numeric feature's monitors, looked up once per value: its mean, its spread, its range.
+        self._numeric: dict[str, tuple[MeanShift, MeanShift, RangeWatch]] = {}
         self._last: dict[str, float] = {}
         self._mean_alarm: dict[str, int] = {}
         self._categories: dict[str, CategoryShift] = {}
@@ -82,6 +82,15 @@ class ModelMonitor(Snapshottable):
         self.labelled = 0
         self.correct = 0
         self.unwatched_features = 0
+
+    def __setstate__(self, state: dict) -> None:
+        if "_features" in state:
+            # A snapshot from when a numeric feature's mean, spread and range monitors were in three dicts.
+            state = dict(state)
+            spreads, ranges = state.pop("_spreads"), state.pop("_ranges")
+            state["_numeric"] = {name: (signal, spreads[name], ranges[name])
+                                 for name, signal in state.pop("_features").items()}
+        self.__dict__.update(state)
 
     def _categorical(self) -> CategoryShift:
         c = self.config
@@ -126,23 +135,27 @@ class ModelMonitor(Snapshottable):
         found: list[Detection] = []
         t = event.timestamp
         missing = 0
+        numeric, last_values = self._numeric, self._last
         for name, raw in event.features.items():
-            if isinstance(raw, str):
+            if raw.__class__ is float and isfinite(raw):
+                value = raw  # the usual case, as _numeric would return it without its checks
+            elif isinstance(raw, str):
                 self._observe_category(name, raw, t, found)
                 continue
-            value = _numeric(raw)
-            if value is None:
-                missing += raw is None or isinstance(raw, float)
-                continue
-            signal = self._features.get(name)
-            if signal is None:
-                if len(self._features) + len(self._categories) >= self.config.max_features:
+            else:
+                value = _numeric(raw)
+                if value is None:
+                    missing += raw is None or isinstance(raw, float)
+                    continue
+            watch = numeric.get(name)
+            if watch is None:
+                if len(numeric) + len(self._categories) >= self.config.max_features:
                     self.unwatched_features += 1
                     continue
-                signal = self._features[name] = self._signal(BOTH)
-                self._spreads[name] = self._signal(BOTH)
-                self._ranges[name] = RangeWatch(self.config.range_warmup, self.config.range_margin,
-                                                min_share=self.config.range_min_share)
+                watch = numeric[name] = (self._signal(BOTH), self._signal(BOTH),
+                                         RangeWatch(self.config.range_warmup, self.config.range_margin,
+                                                    min_share=self.config.range_min_share))
+            signal, spread_signal, range_watch = watch
             shift = signal.update(value)
             if shift is not None:
                 self._mean_alarm[name] = signal.samples
@@ -156,9 +169,9 @@ class ModelMonitor(Snapshottable):
                 )
             # Spread: the size of the step between consecutive values, which a change of level moves only
             # once (one big step) but a change of variance moves for good.
-            last = self._last.get(name)
-            self._last[name] = value
-            spread = self._spreads[name].update(abs(value - last)) if last is not None else None
+            last = last_values.get(name)
+            last_values[name] = value
+            spread = spread_signal.update(abs(value - last)) if last is not None else None
             # A move of the mean that is also a move of the spread is one change: reported once.
             if spread is not None and signal.samples - self._mean_alarm.get(name, -10**9) > self.config.drift_cooldown:
                 detection = self._detection(
@@ -169,7 +182,7 @@ class ModelMonitor(Snapshottable):
                 )
                 detection.evidence["statistic"] = "adwin_spread_shift"
                 found.append(detection)
-            out = self._ranges[name].update(value)
+            out = range_watch.update(value)
             if out is not None:
                 found.append(self._out_of_range(name, out, t))
         if event.features:
@@ -208,7 +221,7 @@ class ModelMonitor(Snapshottable):
     def _observe_category(self, name: str, value: str, t: float, found: list[Detection]) -> None:
         signal = self._categories.get(name)
         if signal is None:
-            if len(self._features) + len(self._categories) >= self.config.max_features:
+            if len(self._numeric) + len(self._categories) >= self.config.max_features:
                 self.unwatched_features += 1
                 return
             signal = self._categories[name] = self._categorical()
@@ -368,7 +381,7 @@ class ModelMonitor(Snapshottable):
             "accuracy": round(self.correct / self.labelled, 4) if self.labelled else None,
             "confidence": round(self._confidence.mean, 4) if self._confidence.samples else None,
             "latency_ms": round(self._latency.mean, 3) if self._latency.samples else None,
-            "features": {name: round(s.mean, 6) for name, s in self._features.items()},
+            "features": {name: round(signal.mean, 6) for name, (signal, _, _) in self._numeric.items()},
             "categories": {name: {k: round(v, 4) for k, v in s.shares().items()} for name, s in self._categories.items()},
             "recent_accuracy": _round(self._error_rate.recent_accuracy),
             "estimated_accuracy": _round(self._estimate.estimate),

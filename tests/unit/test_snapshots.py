@@ -172,3 +172,17 @@ def test_fleets_checkpoint_per_kafka_key():
     restored = ServiceFleet()
     restored.restore_key("api", services.snapshot_key("api"))
     assert list(restored) == ["api"] and sorted(restored.monitors) == [("api", "host"), ("api", "service")]
+
+
+def test_a_model_monitor_snapshot_with_a_dict_per_kind_of_feature_monitor_restores_and_carries_on():
+    events = list(model_traffic())
+    half = len(events) // 2
+    original = ModelMonitor("m", "1")
+    for e in events[:half]:
+        model_step(original, e)
+    old = ModelMonitor.restore(original.snapshot())
+    numeric = old.__dict__.pop("_numeric")  # the layout of an earlier ModelMonitor: mean, spread, range apart
+    old._features, old._spreads, old._ranges = ({name: watch[k] for name, watch in numeric.items()} for k in range(3))
+    restored = ModelMonitor.restore(old.snapshot())
+    rest = [model_step(original, e) for e in events[half:]]
+    assert [model_step(restored, e) for e in events[half:]] == rest and any(rest)
