@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 # Extra input topics speak other formats (configuration file [[inputs]]); their adapters translate each
 # message into native events (none while half of a request/response pair waits, several for a batch).
 input_adapters = build_input_adapters(settings)
+# Events observed between two turns of the event loop (about 15 ms of monitors): the routing agents and the
+# web views share the loop, and a ticket takes several turns, each behind a whole batch otherwise.
+YIELD_EVERY = 100
 
 
 class _AdapterState:
@@ -91,6 +94,7 @@ class Intake(Service):
         self._producer: AIOKafkaProducer | None = None
         self._sent: list[asyncio.Future[Any]] = []  # deliveries since the last checkpoint
         self._last_checkpoint = time.monotonic()
+        self._generation = 0  # counts revocations: a batch fetched before one is not processed after it
 
     def add(self, name: str, topics: Iterable[str], decode: Callable[[Any], Any], watcher: Checkpointed) -> Fleet:
         fleet = Fleet(name, list(topics), decode, watcher, state_topic(settings, name))
@@ -123,11 +127,14 @@ class Intake(Service):
     async def _consume(self) -> None:
         assert self._consumer is not None
         while not self.should_stop:
+            generation = self._generation
             batch = await self._consumer.getmany(timeout_ms=int(settings.batch_within_s * 1000),
                                                  max_records=settings.batch_size)
             async with self.lock:
                 if self.should_stop:
                     break
+                if generation != self._generation:
+                    continue  # its partitions were revoked meanwhile: the next owner reads it from the commit
                 await self._process(batch)
                 if self._checkpoint_due():
                     await self._checkpoint()
@@ -149,7 +156,9 @@ class Intake(Service):
             fleet = self._by_topic[tp.topic]
             adapter = input_adapters.get(tp.topic)
             observe = fleet.watcher.observe
-            for record in records:
+            for n, record in enumerate(records, 1):
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
                 try:
                     if adapter is None:
                         events = [fleet.decode(codec.loads(record.value))]
@@ -226,6 +235,7 @@ class Intake(Service):
         """Before the partitions go back to the group: save and commit everything processed, then drop it."""
         self.ready.clear()
         async with self.lock:
+            self._generation += 1
             await self._checkpoint()
             for fleet in self.fleets.values():
                 fleet.watcher.released()
@@ -236,7 +246,7 @@ class Intake(Service):
         async with self.lock:
             for fleet in self.fleets.values():
                 ours = sorted({tp.partition for tp in partitions if tp.topic in fleet.topics})
-                stored = await _read_state(fleet.state_topic, ours)
+                stored = await _retrying(functools.partial(_read_state, fleet.state_topic, ours))
                 fleet.watcher.assigned(stored, (f"{tp.topic}:{tp.partition}" for tp in partitions))
                 log.info("%s: %d input partitions, state of %d keys read back", fleet.name, len(ours), len(stored))
             self._last_checkpoint = time.monotonic()
@@ -272,6 +282,16 @@ class _Listener(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.intake.assigned(assigned)
+
+
+async def _retrying(read: Callable[[], Any], pause_s: float = 2.0) -> Any:
+    """Until it succeeds: a worker that went on without its partitions' state would start them afresh."""
+    while True:
+        try:
+            return await read()
+        except KafkaError as exc:
+            log.warning("could not read the monitor state back, retrying in %.0f s: %s", pause_s, exc)
+            await asyncio.sleep(pause_s)
 
 
 async def _read_state(topic: str, partitions: list[int]) -> dict[str, bytes]:

@@ -1,7 +1,7 @@
 """Throughput, CPU, memory and latency of the emlops worker against a Faust and an aiokafka baseline.
 
-    python bench/throughput.py                 # the full run, 60,000 events (~6-8 minutes on 2 cores)
-    python bench/throughput.py --quick         # a smoke run, 20,000 events (~4 minutes)
+    python bench/throughput.py                 # the full run, 200,000 events (~6-8 minutes on 2 cores)
+    python bench/throughput.py --quick         # a smoke run, 60,000 events (~4 minutes)
 
 A benchmark that prints a table, not a test. On one broker (a throw-away local one on free ports, or
 KAFKA_BOOTSTRAP_SERVERS) it pre-produces N events of a realistic fleet (bench/workload.py) and then, on the
@@ -18,9 +18,11 @@ same topics, each with its own consumer group:
 6. the CPU cost of each hot-path step in-process (bench/components.py): decode, monitors, counters;
 7. memory of the monitors (bench/memory.py, in-process on models.fleet).
 
-Rates of Faust workers come from the consumer group's committed offsets (polled with the admin client):
-between the first commit seen and the last commit before the backlog was nearly gone, the worker was busy
-the whole time, so the slope is its sustained rate and its CPU over the same window is the CPU per event.
+Rates of the Faust passthrough come from its consumer group's committed offsets (polled with the admin
+client), those of emlops workers from the events their /metrics say they consumed (they commit only at
+checkpoints): between the first progress seen and the last before the backlog was nearly gone, the worker
+was busy the whole time, so the slope is its sustained rate and its CPU over the same window is the CPU
+per event.
 Runs should span the whole backlog: Faust reads its topics round-robin, so the small infrastructure topic
 drains first and a capped window sees another mix (the table shows each window's infrastructure share).
 The last line is the one-line summary tracked from run to run.
@@ -40,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,8 +129,13 @@ class GroupWatch:
     ``group`` (the app id: Faust's group, and any group an intake of its own may use), the group's state, and
     the CPU of its processes."""
 
-    def __init__(self, admin: AIOKafkaAdminClient, group: str, ends: dict[TopicPartition, int]) -> None:
+    def __init__(self, admin: AIOKafkaAdminClient, group: str, ends: dict[TopicPartition, int],
+                 members_of: str | None = None, ports: list[int] | None = None) -> None:
         self.admin, self.group, self.ends = admin, group, ends
+        self.members_of = members_of or group  # the group that reads the inputs (an emlops worker's intake)
+        # emlops workers commit only at checkpoints (every 5 s), too seldom to time a backlog they clear in a
+        # few seconds: their progress is the events their /metrics say they consumed.
+        self.ports = ports or []
         self.total = sum(ends.values())
         self._groups: list[str] = [group]
         self._listed = 0.0
@@ -155,9 +163,17 @@ class GroupWatch:
     async def committed(self) -> int:
         return sum((await self.offsets()).values())
 
+    async def progress(self) -> tuple[int, int]:
+        """Events done so far, and how many of them were infrastructure readings."""
+        if self.ports:
+            counts = await asyncio.gather(*(asyncio.to_thread(consumed, port) for port in self.ports))
+            return sum(c[0] for c in counts), sum(c[1] for c in counts)
+        offsets = await self.offsets()
+        return sum(offsets.values()), sum(v for tp, v in offsets.items() if tp.topic.endswith(".infrastructure"))
+
     async def members(self) -> tuple[str, int]:
         try:
-            response = (await self.admin.describe_consumer_groups([self.group]))[0].to_object()
+            response = (await self.admin.describe_consumer_groups([self.members_of]))[0].to_object()
         except KafkaError:
             return "", 0
         group = response["groups"][0]
@@ -177,10 +193,8 @@ class GroupWatch:
         while True:
             await asyncio.sleep(0.2)
             state, active = await self.members()
-            offsets = await self.offsets()
+            committed, infra = await self.progress()
             now = time.monotonic()
-            committed = sum(offsets.values())
-            infra = sum(v for tp, v in offsets.items() if tp.topic.endswith(".infrastructure"))
             samples.append(Sample(now, committed, infra, sum(cpu_seconds(p) for p in pids),
                                   state == "Stable" and active == members))
             if first_commit is None and committed > 0:
@@ -199,6 +213,23 @@ class GroupWatch:
         return window(name, samples, self.total, tail, peaks, len(pids))
 
 
+def consumed(port: int) -> tuple[int, int]:
+    """A worker's ``emlops_events_consumed_total``: all topics, and the infrastructure topic's (0, 0 if it
+    does not answer yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0, 0
+    total = infra = 0
+    for line in text.splitlines():
+        if line.startswith("emlops_events_consumed_total{"):
+            value = int(float(line.rsplit(" ", 1)[1]))
+            total += value
+            infra += value if '.infrastructure"' in line else 0
+    return total, infra
+
+
 def window(name: str, samples: list[Sample], total: int, tail: float, peaks: list[float], processes: int) -> Run:
     """The busy window from commit-change points: see GroupWatch.measure."""
     changes: list[Sample] = []
@@ -215,6 +246,9 @@ def window(name: str, samples: list[Sample], total: int, tail: float, peaks: lis
     if len(busy) < 2:  # too short a run for the commit interval: fall back to first commit -> done
         busy = changes[:1] + changes[-1:]
         note = "short window (first commit to last)"
+    if len(busy) == 2 and busy[-1].t - busy[0].t < 1.0:
+        raise RuntimeError(f"the backlog was gone within 1 s of the group being stable with {processes} "
+                           "member(s): too short to measure, run with more --events")
     if len(busy) < 2 or busy[-1].committed == busy[0].committed:
         raise RuntimeError(f"no progress while the group was stable with {processes} member(s)"
                            + (" (it never was)" if not any(s.stable for s in samples) else ""))
@@ -363,7 +397,8 @@ class Bench:
                 spies.append(profiling.start(pids[0], raw_path, self.work / "py-spy.log", rate=100))
 
         try:
-            watch = GroupWatch(admin, app_id, ends)
+            watch = GroupWatch(admin, app_id, ends, members_of=Settings(app_id=app_id).intake_group,
+                               ports=[int(w.env["EMLOPS_WEB_PORT"]) for w in procs])
             label = "emlops worker" if count == 1 else f"emlops, {count} workers"
             run = await watch.measure(label, pids, count, self.plan.worker_cap_s,
                                       lambda: all(w.exit_code is None for w in procs), on_first_commit=start_profile)
@@ -438,7 +473,7 @@ class Bench:
 
     async def _wait_ready(self, worker: WorkerProcess, admin: AIOKafkaAdminClient, app_id: str) -> None:
         deadline = time.monotonic() + 120
-        watch = GroupWatch(admin, app_id, {})
+        watch = GroupWatch(admin, app_id, {}, members_of=Settings(app_id=app_id).intake_group)
         while True:
             state, members = await watch.members()
             if state == "Stable" and members == 1 and "Ready" in worker.log_tail(200_000):
@@ -746,7 +781,7 @@ def report(results: dict[str, Any], plan: Plan, broker: str) -> Iterator[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=None, help="events pre-produced (default 200,000; quick 40,000)")
+    parser.add_argument("--events", type=int, default=None, help="events pre-produced (default 200,000; quick 60,000)")
     parser.add_argument("--quick", action="store_true", help="a short smoke run (~3 minutes)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the bench topics (EMLOPS_PARTITIONS)")
     parser.add_argument("--out", type=Path, default=None, help="logs, profile and results (default: a temp dir)")
@@ -755,7 +790,7 @@ def main() -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="emlops-bench-"))
     out.mkdir(parents=True, exist_ok=True)
     plan = Plan(
-        events=args.events or (20_000 if quick else 60_000),
+        events=args.events or (60_000 if quick else 200_000),
         partitions=args.partitions,
         passthrough_cap_s=20 if quick else 45,
         worker_cap_s=25 if quick else 50,
