@@ -241,10 +241,11 @@ class MeanShift(Snapshottable):
         learns the value and asks ADWIN, and the judging is left to :meth:`_judge`.
         """
         n = self._samples = self._samples + 1
-        self._recent_mean = x if n == 1 else self._recent_mean + self._alpha * (x - self._recent_mean)
+        recent = self._recent_mean
+        self._recent_mean = recent + self._alpha * (x - recent) if n > 1 else x
         pending_until = self._pending_until
         held = self._held
-        lag = len(held)
+        lag = self.lag
         i = n % lag
         if n > pending_until:
             if self._gate_n:
