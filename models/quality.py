@@ -62,6 +62,10 @@ class RangeWatch(Snapshottable):
 
     def update(self, x: float) -> OutOfRange | None:
         n = self._n = self._n + 1
+        if n > self.warmup and not self._share and self._low <= x <= self._high:
+            # A share of 0 means no alarm, and a value inside leaves it at 0: nothing to learn. That is nearly
+            # every value of a steady feature (once a value was outside, the share decays but stays above 0).
+            return None
         if n <= self.warmup:
             if x < self._min:
                 self._min = x
@@ -103,6 +107,10 @@ class SchemaWatch(Snapshottable):
     feature present in one event of fifty is not reported after fifty events). Each is reported once; a
     vanished feature re-arms when it comes back. At most ``max_features`` names are tracked; the rest are
     counted in ``untracked``.
+
+    Events of one model mostly carry the same features: an event (a dict) naming the same tracked features
+    as the one before is only counted, and the names' last event and count catch up when they are next
+    read, instead of on every event.
     """
 
     def __init__(self, warmup: int = 200, vanish_after: int = 500, max_features: int = 2048,
@@ -119,13 +127,54 @@ class SchemaWatch(Snapshottable):
         self._first: dict[str, int] = {}
         self._vanished: set[str] = set()
         self.untracked = 0
+        self._names: frozenset[str] | None = None  # the tracked names of the last event (a dict) ...
+        self._repeats = 0  # ... which the events since named again, not yet counted in _last and _seen
+
+    def __setstate__(self, state: dict) -> None:
+        # A snapshot from before repeated names were counted in bulk: nothing to catch up.
+        self.__dict__.update({"_names": None, "_repeats": 0, **state})
 
     @property
     def features(self) -> list[str]:
         return list(self._last)
 
+    def _catch_up(self, event: int) -> None:
+        """Count the events that repeated the last names, the latest of them ``event``."""
+        if self._repeats:
+            last, seen, repeats = self._last, self._seen, self._repeats
+            for name in self._names or ():
+                last[name] = event
+                seen[name] += repeats
+            self._repeats = 0
+
     def update(self, names: list[str] | tuple[str, ...] | dict[str, object]) -> list[SchemaChange]:
         n = self._events = self._events + 1
+        last, seen = self._last, self._seen
+        found: list[SchemaChange] = []
+        is_dict = isinstance(names, dict)
+        if is_dict and names.keys() == self._names:
+            # None is new or vanished: each was in the last event, and a check catches up before it looks.
+            self._repeats += 1
+        else:
+            self._catch_up(n - 1)
+            untracked = self.untracked
+            found = self._learn(n, names)
+            # A list may name a feature twice (counted twice): only a dict's names are counted in bulk.
+            self._names = frozenset(names) if is_dict and self.untracked == untracked else None
+        if n > self.warmup and n % self.check_every == 0:
+            self._catch_up(n)
+            for name, at in last.items():
+                gap = n - at
+                if gap < self.vanish_after or name in self._vanished:
+                    continue
+                usual_gap = (at - self._first[name] + 1) / seen[name]
+                if gap >= 10 * usual_gap:
+                    self._vanished.add(name)
+                    found.append(SchemaChange("vanished_feature", name, n, at, seen[name]))
+        return found
+
+    def _learn(self, n: int, names: list[str] | tuple[str, ...] | dict[str, object]) -> list[SchemaChange]:
+        """Event ``n`` names these features: the new ones, once the warm-up is over, are reported."""
         last, seen = self._last, self._seen
         found: list[SchemaChange] = []
         for name in names:
@@ -143,13 +192,4 @@ class SchemaWatch(Snapshottable):
             self._first[name] = n
             if n > self.warmup:
                 found.append(SchemaChange("new_feature", name, n, 0, 1))
-        if n > self.warmup and n % self.check_every == 0:
-            for name, at in last.items():
-                gap = n - at
-                if gap < self.vanish_after or name in self._vanished:
-                    continue
-                usual_gap = (at - self._first[name] + 1) / seen[name]
-                if gap >= 10 * usual_gap:
-                    self._vanished.add(name)
-                    found.append(SchemaChange("vanished_feature", name, n, at, seen[name]))
         return found

@@ -223,6 +223,25 @@ def test_schema_watch_counts_names_beyond_max_features():
     assert watch.features == ["a", "b", "c"] and watch.untracked == 2
 
 
+
+def test_schema_watch_counts_repeated_dicts_in_bulk_as_it_counts_them_one_by_one():
+    def names(i: int) -> list[str]:
+        return (["a", "b"] + (["opt"] if i // 40 % 5 == 0 else []) + (["c"] if i < 3000 else [])
+                + (["new"] if 4000 <= i < 4500 or i >= 5200 else []) + (["x", "y"] if i % 700 >= 400 else []))
+
+    def run(as_dict: bool) -> list:
+        watch, out = SchemaWatch(warmup=50, vanish_after=100, max_features=6, check_every=7), []
+        for i in range(6000):
+            if i == 3333:  # a snapshot with repeated names not yet counted in
+                watch = SchemaWatch.restore(watch.snapshot())
+            event = dict.fromkeys(names(i), 1.0) if as_dict else names(i)
+            out += [(i, c) for c in watch.update(event)]
+        return out + [(watch.untracked, dict(watch._last), dict(watch._seen))]
+
+    found = run(as_dict=True)
+    assert found == run(as_dict=False) and {c.change for _, c in found[:-1]} == {"new_feature", "vanished_feature"}
+
+
 def test_estimate_calibration_can_be_frozen():
     estimate = ConfidenceEstimate()
     estimate.learn(0.9, True)
