@@ -97,24 +97,29 @@ class Checkpointed:
             self.restored += 1
         self._loaded.add(key)
 
-    def checkpoint(self) -> list[Write]:
-        """The writes that save every key changed since the last checkpoint, and delete the snapshots of the
-        keys the fleet has evicted since (should such a key come back, it starts afresh, as in memory)."""
+    def begin(self) -> tuple[list[Write], list[str]]:
+        """Start a checkpoint: the deletions of the snapshots of the keys the fleet has evicted since the last
+        one (should such a key come back, it starts afresh, as in memory), and the keys changed since, to
+        :meth:`save` one by one (the intake interleaves them with its batches)."""
         live = set(self.fleet.keys())
-        writes = []
+        deletions = []
         for key in [key for key in self._loaded if key not in live]:
             partition = self._partition_of.get(key)
             self._forget(key)
             if partition is not None:
-                writes.append(Write(partition, key, None))
+                deletions.append(Write(partition, key, None))
             self.evicted += 1
-        dirty, self._dirty = self._dirty, set()
-        for key in dirty:
-            header = orjson.dumps(self._applied[key])
-            writes.append(Write(self._partition_of[key], key,
-                                header + b"\n" + zlib.compress(self.fleet.snapshot_key(key), 1)))
-        self.saved += len(dirty)
-        return writes
+        due, self._dirty = sorted(self._dirty), set()
+        return deletions, due
+
+    def save(self, key: str) -> Write | None:
+        """A key's snapshot as of now (it includes every event observed so far), or None if the key is gone
+        (evicted or released) since the checkpoint began: then it has nothing to save."""
+        if key not in self._loaded or key not in self._applied:
+            return None
+        self.saved += 1
+        header = orjson.dumps(self._applied[key])
+        return Write(self._partition_of[key], key, header + b"\n" + zlib.compress(self.fleet.snapshot_key(key), 1))
 
     def assigned(self, stored: dict[str, bytes], places: Iterable[str]) -> None:
         """This worker now owns the input partitions ``places`` ("topic:partition") and ``stored`` holds

@@ -4,8 +4,8 @@ Faust hands events to an agent one at a time (stream, processors, acks: about 18
 the monitors cost; so the inputs bypass it. One aiokafka consumer (group ``<app id>-intake``) reads every
 input topic; each topic routes to its fleet's decoder and :class:`~agents.checkpoints.Checkpointed`. Every
 ``checkpoint_interval_s`` (or ``checkpoint_max_events`` events) the intake saves the touched keys' state to
-the fleet's compacted state topic, waits until that state and every detection sent so far are stored, and
-only then commits the input offsets. A rebalance does the same before giving the partitions up, so a
+the fleet's compacted state topic, a few keys between two batches, waits until that state and every
+detection sent so far are stored, and only then commits the input offsets processed when it began. A rebalance does the same before giving the partitions up, so a
 graceful hand-over replays nothing; the new owner reads the state of its partitions before it fetches.
 
 A message that cannot be decoded, or that makes a monitor fail, goes to the dead-letter topic with the
@@ -44,6 +44,7 @@ input_adapters = build_input_adapters(settings)
 # Events observed between two turns of the event loop (about 15 ms of monitors): the routing agents and the
 # web views share the loop, and a ticket takes several turns, each behind a whole batch otherwise.
 YIELD_EVERY = 100
+SAVE_SLICE_S = 0.01  # snapshots taken between two batches (at least one)
 
 
 class _AdapterState:
@@ -82,6 +83,17 @@ class _Positions:
     committed: dict[TopicPartition, int] = field(default_factory=dict)
 
 
+@dataclass
+class _Round:
+    """A checkpoint in progress: the offsets it commits once done, the events they cover per fleet, the keys
+    still to save and those saved."""
+
+    mark: dict[TopicPartition, int]
+    unsaved: dict[str, int]
+    due: list[tuple[Fleet, str]]
+    saved: list[tuple[Fleet, str]] = field(default_factory=list)
+
+
 class Intake(Service):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -93,6 +105,7 @@ class Intake(Service):
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._sent: list[asyncio.Future[Any]] = []  # deliveries since the last checkpoint
+        self._round: _Round | None = None  # the checkpoint in progress
         self._last_checkpoint = time.monotonic()
         self._generation = 0  # counts revocations: a batch fetched before one is not processed after it
 
@@ -136,8 +149,7 @@ class Intake(Service):
                 if generation != self._generation:
                     continue  # its partitions were revoked meanwhile: the next owner reads it from the commit
                 await self._process(batch)
-                if self._checkpoint_due():
-                    await self._checkpoint()
+                await self._checkpoint_along()
 
     async def on_stop(self) -> None:
         """Save and commit what was processed, then leave the group (its partitions move at once)."""
@@ -196,32 +208,71 @@ class Intake(Service):
         return (time.monotonic() - self._last_checkpoint >= settings.checkpoint_interval_s
                 or any(f.unsaved >= settings.checkpoint_max_events for f in self.fleets.values()))
 
-    async def checkpoint(self) -> None:
-        async with self.lock:
-            await self._checkpoint()
+    async def _checkpoint_along(self) -> None:
+        """Between batches: start a checkpoint when one is due, save its keys for up to ``SAVE_SLICE_S``,
+        and commit once all are stored. Saving every key at once would stall the input (and the tickets of
+        every detection in it) for as long as pickling a fleet takes: most of a second for 16 keys."""
+        if self._round is None:
+            if not self._checkpoint_due():
+                return
+            self._round = await self._begin()
+        deadline = time.perf_counter() + SAVE_SLICE_S
+        while self._round.due and time.perf_counter() < deadline:
+            await self._save(*self._round.due.pop())
+        if not self._round.due:
+            await self._finish()
 
     async def _checkpoint(self) -> None:
-        """Store the touched keys' state, wait until it and every detection and dead letter sent since the
-        last checkpoint are stored, then commit the offsets of what was processed. Should a write fail, its
-        keys stay due for the next checkpoint and nothing is committed: the events are read again."""
+        """Save and commit everything processed so far, at once: before a revocation, or when stopping."""
+        if self._round is not None:  # the one in progress first: it covers less
+            await self._complete()
+        self._round = await self._begin()
+        await self._complete()
+
+    async def _complete(self) -> None:
+        assert self._round is not None
+        while self._round.due:
+            await self._save(*self._round.due.pop())
+        await self._finish()
+
+    async def _begin(self) -> _Round:
+        """A checkpoint covers what was processed when it began: each key saved later holds at least that."""
         self._last_checkpoint = time.monotonic()
-        writes = {name: fleet.watcher.checkpoint() for name, fleet in self.fleets.items()}
+        due = []
+        for fleet in self.fleets.values():
+            deletions, keys = fleet.watcher.begin()
+            for write in deletions:
+                await self._write(fleet, write)
+            due.extend((fleet, key) for key in keys)
+        return _Round(dict(self._positions.processed), {f.name: f.unsaved for f in self.fleets.values()}, due)
+
+    async def _save(self, fleet: Fleet, key: str) -> None:
+        write = fleet.watcher.save(key)
+        if write is not None:
+            await self._write(fleet, write)
+            assert self._round is not None
+            self._round.saved.append((fleet, key))
+
+    async def _write(self, fleet: Fleet, write: Write) -> None:
+        await self._send(fleet.state_topic, key=write.key.encode(), value=write.blob, partition=write.partition)
+
+    async def _finish(self) -> None:
+        """Wait until the checkpoint's state, and every detection and dead letter sent so far, are stored;
+        then commit the offsets it covers. Should a write fail, its keys are due at the next checkpoint and
+        nothing is committed: the events are read again."""
+        done, self._round = self._round, None
+        assert done is not None
+        sent, self._sent = self._sent, []
         try:
-            for name, fleet_writes in writes.items():
-                for write in fleet_writes:
-                    await self._send(self.fleets[name].state_topic, key=write.key.encode(), value=write.blob,
-                                     partition=write.partition)
-            sent, self._sent = self._sent, []
             await asyncio.gather(*sent)
         except KafkaError as exc:
             log.warning("checkpoint not stored, retried at the next one: %s", exc)
-            for name, fleet_writes in writes.items():
-                self.fleets[name].watcher.retry([w.key for w in fleet_writes if w.blob is not None])
+            for fleet, key in done.saved:
+                fleet.watcher.retry([key])
             return
         for fleet in self.fleets.values():
-            fleet.unsaved = 0
-        offsets = {tp: offset for tp, offset in self._positions.processed.items()
-                   if self._positions.committed.get(tp) != offset}
+            fleet.unsaved = max(0, fleet.unsaved - done.unsaved[fleet.name])
+        offsets = {tp: offset for tp, offset in done.mark.items() if self._positions.committed.get(tp) != offset}
         if offsets and self._consumer is not None:
             try:
                 await self._consumer.commit(offsets)
@@ -239,6 +290,7 @@ class Intake(Service):
             await self._checkpoint()
             for fleet in self.fleets.values():
                 fleet.watcher.released()
+                fleet.unsaved = 0
             self._positions = _Positions()
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:

@@ -43,6 +43,12 @@ def watcher(max_keys: int = 10_000) -> tuple[Checkpointed, CountingFleet]:
     return Checkpointed(fleet, key_of=lambda record: record, max_keys=max_keys), fleet
 
 
+def checkpoint(checkpoints: Checkpointed) -> list[Write]:
+    """A whole checkpoint at once: the deletions, then every due key's snapshot."""
+    deletions, due = checkpoints.begin()
+    return deletions + [write for write in map(checkpoints.save, due) if write is not None]
+
+
 def stored(writes: list[Write], store: dict[str, bytes] | None = None) -> dict[str, bytes]:
     """The state topic after ``writes``, compacted: the latest snapshot per key, deletions removed."""
     store = dict(store or {})
@@ -58,7 +64,7 @@ def test_events_already_in_a_restored_snapshot_are_counted_once() -> None:
     first, fleet = watcher()
     for offset in range(5):
         first.observe("model-a", origin(offset))
-    store = stored(first.checkpoint())
+    store = stored(checkpoint(first))
     assert fleet.seen["model-a"] == 5
     for offset in range(5, 8):  # counted, then the worker dies before the next checkpoint
         first.observe("model-a", origin(offset))
@@ -84,27 +90,27 @@ def test_a_snapshot_goes_to_the_partition_its_key_came_from() -> None:
     checkpoints, _ = watcher()
     checkpoints.observe("model-a", origin(0, partition=2))
     checkpoints.observe("model-b", origin(0, partition=3))
-    assert sorted((w.partition, w.key) for w in checkpoints.checkpoint()) == [(2, "model-a"), (3, "model-b")]
-    assert checkpoints.checkpoint() == []  # nothing touched since
+    assert sorted((w.partition, w.key) for w in checkpoint(checkpoints)) == [(2, "model-a"), (3, "model-b")]
+    assert checkpoint(checkpoints) == []  # nothing touched since
 
 
 def test_released_partitions_forget_their_keys() -> None:
     checkpoints, fleet = watcher()
     checkpoints.observe("model-a", origin(0))
-    checkpoints.checkpoint()
+    checkpoint(checkpoints)
     checkpoints.released()
-    assert fleet.seen == {} and checkpoints.checkpoint() == []
+    assert fleet.seen == {} and checkpoint(checkpoints) == []
 
 
 def test_a_key_the_fleet_evicted_loses_its_snapshot_too() -> None:
     checkpoints, fleet = watcher()
     for offset, key in enumerate(["a", "b"]):
         checkpoints.observe(key, origin(offset))
-    store = stored(checkpoints.checkpoint())
+    store = stored(checkpoint(checkpoints))
     assert sorted(store) == ["a", "b"]
     del fleet.seen["b"]  # pushed out of the fleet (max_keys, least recently used)
     checkpoints.observe("a", origin(2))
-    store = stored(checkpoints.checkpoint(), store)
+    store = stored(checkpoint(checkpoints), store)
     assert (sorted(store), checkpoints.evicted) == (["a"], 1)
     checkpoints.observe("b", origin(3))  # back: it starts afresh, as it would in memory
     assert fleet.seen["b"] == 1
@@ -114,7 +120,7 @@ def test_the_keys_of_assigned_partitions_come_back_without_waiting_for_their_nex
     before, _ = watcher()
     before.observe("model-a", origin(0))
     before.observe("model-b", origin(0, partition=1))
-    store = stored(before.checkpoint())
+    store = stored(checkpoint(before))
 
     after, fleet = watcher()
     after.assigned(store, ["in:0"])  # partition 0 only
@@ -127,7 +133,7 @@ def test_beyond_max_keys_the_rest_come_back_at_their_next_event() -> None:
     before, _ = watcher()
     for offset, key in enumerate(["a", "b", "c"]):
         before.observe(key, origin(offset))
-    store = stored(before.checkpoint())
+    store = stored(checkpoint(before))
 
     after, fleet = watcher(max_keys=2)
     after.assigned(store, ["in:0"])
@@ -140,6 +146,28 @@ def test_beyond_max_keys_the_rest_come_back_at_their_next_event() -> None:
 def test_a_snapshot_not_stored_is_written_again_at_the_next_checkpoint() -> None:
     checkpoints, _ = watcher()
     checkpoints.observe("model-a", origin(0))
-    lost = checkpoints.checkpoint()
+    lost = checkpoint(checkpoints)
     checkpoints.retry([w.key for w in lost])
-    assert [w.key for w in checkpoints.checkpoint()] == ["model-a"]
+    assert [w.key for w in checkpoint(checkpoints)] == ["model-a"]
+
+
+def test_a_key_saved_later_in_a_checkpoint_holds_what_it_observed_until_then() -> None:
+    checkpoints, fleet = watcher()
+    checkpoints.observe("model-a", origin(0))
+    checkpoints.observe("model-b", origin(1))
+    deletions, due = checkpoints.begin()
+    checkpoints.observe("model-b", origin(2))  # between two saves of one checkpoint
+    saved = {write.key: write for write in map(checkpoints.save, due) if write is not None}
+    assert (deletions, sorted(saved)) == ([], ["model-a", "model-b"])
+    restored, again = watcher()
+    restored.assigned(stored(list(saved.values())), ["in:0"])
+    assert again.seen == {"model-a": 1, "model-b": 2}
+    assert [w.key for w in checkpoint(checkpoints)] == ["model-b"]  # changed since the checkpoint began
+
+
+def test_a_key_released_before_its_turn_has_nothing_to_save() -> None:
+    checkpoints, _ = watcher()
+    checkpoints.observe("model-a", origin(0))
+    _, due = checkpoints.begin()
+    checkpoints.released()
+    assert [checkpoints.save(key) for key in due] == [None]
