@@ -24,15 +24,17 @@ STAGES = (
     ("decode: schema (from_dict)", "decode_prediction_topic"),
     ("metrics counters (Tally -> prometheus_client)", "prometheus_client"),
     ("metrics counters (Tally -> prometheus_client)", "Tally."),
-    ("send detections", "send_detections"),
-    ("checkpoints (monitor snapshots written to a table)", "Checkpointed.checkpoint"),
+    ("checkpoints (monitor snapshots to the state topics)", "Checkpointed.save"),
+    ("checkpoints (monitor snapshots to the state topics)", "Intake._begin"),
+    ("intake: aiokafka fetch and record unpacking (getmany)", "AIOKafkaConsumer.getmany"),
+    ("intake: sends (detections, state, dead letters; aiokafka producer)", "Intake._send"),
     ("routing agent (route_detections)", "route_detections"),
     ("timers (request_ticks)", "request_ticks"),
     ("aiokafka consumer thread", "ServiceThread._start_thread"),
-    ("process_batch itself", "process_batch"),
+    ("intake: the batch loop itself", "Intake._process"),
 )
 _OWN = re.compile(r"\((agents|models|app)/")
-FAUST_DELIVERY = "Faust per-event delivery (conductor, stream drainer, take_events buffer, acks, event loop)"
+FAUST_DELIVERY = "Faust and the event loop (routing agent's stream, timers, web server)"
 
 
 @dataclass(frozen=True)
