@@ -176,14 +176,12 @@ class Intake(Service):
                         events = [fleet.decode(codec.loads(record.value))]
                     else:
                         events = adapter.translate(record.value, record.headers, record.timestamp / 1000)
+                    for event in events:
+                        found.extend(observe(event, record))
                 except InvalidEvent as exc:
                     metrics.decode_failures[tp.topic] += 1
                     await self._dead_letter(record, str(exc))
-                    continue
-                try:
-                    for event in events:
-                        found.extend(observe(event, record))
-                except Exception as exc:  # a monitor bug must cost one event, not the worker
+                except Exception as exc:  # a decoder or monitor bug must cost one event, not the worker
                     log.exception("monitor failed on %s[%s]@%s", record.topic, record.partition, record.offset)
                     await self._dead_letter(record, f"internal error: {type(exc).__name__}: {exc}")
             metrics.consumed[tp.topic] += len(records)
