@@ -25,7 +25,7 @@ from aiokafka.conn import create_conn
 from aiokafka.protocol.metadata import MetadataRequest
 from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from agents import infrastructure, predictions
 from agents.intake import intake
@@ -183,6 +183,13 @@ class _ReliabilityGauges:
         for name, fleet in (("predictions", "model"), ("infrastructure", "source")):
             unacked.add_metric([name], intake.fleets[fleet].unsaved)
         yield unacked
+        keys = CounterMetricFamily("emlops_checkpoint_keys", "Monitor snapshots saved, keys restored from one, "
+                                   "snapshots deleted with their evicted key, and re-read events skipped as "
+                                   "already in a restored key's state, by fleet.", labels=["fleet", "event"])
+        for name, fleet in intake.fleets.items():
+            for event in ("saved", "restored", "evicted", "skipped"):
+                keys.add_metric([name, event], getattr(fleet.watcher, event))
+        yield keys
 
 
 metrics.registry.register(_ReliabilityGauges())

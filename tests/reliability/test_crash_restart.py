@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import Settings
 from app.topics import ensure_topics
@@ -35,6 +36,14 @@ def model_state(port: int) -> dict[str, Any]:
                                 timeout=10) as response:
         (model,) = json.load(response)["models"]
         return model["state"]
+
+
+def checkpoint_counts(port: int) -> dict[str, float]:
+    """The model fleet's ``emlops_checkpoint_keys_total`` by event."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        families = text_string_to_metric_families(response.read().decode())
+    return {s.labels["event"]: s.value for f in families for s in f.samples
+            if s.name == "emlops_checkpoint_keys_total" and s.labels["fleet"] == "model"}
 
 
 @pytest.fixture(name="worker_env")
@@ -76,6 +85,7 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(worker_env: dict
     with WorkerProcess(worker_env, log) as second:
         published = asyncio.run(after_restart())
         state = model_state(int(worker_env["EMLOPS_WEB_PORT"]))
+        checkpoints = checkpoint_counts(int(worker_env["EMLOPS_WEB_PORT"]))
         dead = asyncio.run(read_until(settings, settings.topics.dead_letter, lambda rs: len(rs) >= len(bad), 30))
         assert second.exit_code is None, second.log_tail()
 
@@ -89,6 +99,8 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(worker_env: dict
     assert drift["event_time"] >= 1_700_000_000.0 + 1500
     # Exactly once into the monitor: nothing skipped by the crash, nothing counted twice on restart.
     assert state["predictions"] == len(events)
+    # The second worker restored the model from the first one's checkpoint, and said so on /metrics.
+    assert checkpoints["restored"] >= 1 and checkpoints["saved"] >= 1, checkpoints
     # Dead-lettering is at-least-once: a bad event seen again after the crash is dead-lettered again, under
     # the same origin (topic, partition, offset), which is what consumers of the dead-letter topic dedupe on.
     origins = {(h["emlops.origin.partition"], h["emlops.origin.offset"]): value
