@@ -14,6 +14,7 @@ from urllib.parse import quote
 from typing import Any
 
 from agents.dead_letters import dead_letter
+from agents.web.cluster import partition_of
 from agents.metrics import metrics
 from app.faust_app import (
     app,
@@ -195,7 +196,15 @@ async def store_silences(stream):  # type: ignore[no-untyped-def]
 
 @app.timer(interval=settings.tick_interval_s)
 async def request_ticks() -> None:
+    """Ticks for the incidents this worker owns: the table also holds standby copies of other workers'
+    partitions, whose owners tick them."""
     now = time.time()
+    try:
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == detections_topic.get_topic_name()}
+    except Exception:  # no assignment yet
+        return
     for key, stored in list(incidents_table.items()):
+        if partition_of(key, settings.partitions) not in owned:
+            continue
         if tick(IncidentState.from_dict(stored), routing_rules, now)[1] is not None:
             await detections_topic.send(key=key, value=codec.dumps({"type": "tick"}))
