@@ -5,8 +5,9 @@ the monitors cost; so the inputs bypass it. One aiokafka consumer (group ``<app 
 input topic; each topic routes to its fleet's decoder and :class:`~agents.checkpoints.Checkpointed`. Every
 ``checkpoint_interval_s`` (or ``checkpoint_max_events`` events) the intake saves the touched keys' state to
 the fleet's compacted state topic, a few keys between two batches, waits until that state and every
-detection sent so far are stored, and only then commits the input offsets processed when it began. A rebalance does the same before giving the partitions up, so a
-graceful hand-over replays nothing; the new owner reads the state of its partitions before it fetches.
+detection sent so far are stored, and only then commits the input offsets processed when it began. A
+rebalance does the same at once before giving the partitions up, so a graceful hand-over replays nothing;
+the new owner reads the state of its partitions before it fetches.
 
 A message that cannot be decoded, or that makes a monitor fail, goes to the dead-letter topic with the
 reason and its origin in headers; the intake carries on with the next one.
@@ -64,7 +65,7 @@ if input_adapters:
 
 
 @dataclass
-class Fleet:
+class FleetInput:
     """One fleet's inputs: its topics, how their messages decode, its checkpointed monitors and state topic."""
 
     name: str
@@ -90,15 +91,17 @@ class _Round:
 
     mark: dict[TopicPartition, int]
     unsaved: dict[str, int]
-    due: list[tuple[Fleet, str]]
-    saved: list[tuple[Fleet, str]] = field(default_factory=list)
+    due: list[tuple[FleetInput, str]]
+    saved: list[tuple[FleetInput, str]] = field(default_factory=list)
 
 
 class Intake(Service):
+    """The input side of a worker: one consumer for every fleet's topics, their checkpoints and commits."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.fleets: dict[str, Fleet] = {}  # by fleet name
-        self._by_topic: dict[str, Fleet] = {}
+        self.fleets: dict[str, FleetInput] = {}  # by fleet name
+        self._by_topic: dict[str, FleetInput] = {}
         self.lock = asyncio.Lock()  # held by a batch being processed, by a checkpoint and by a rebalance
         self.ready = asyncio.Event()  # partitions assigned and their state restored
         self._positions = _Positions()
@@ -109,8 +112,9 @@ class Intake(Service):
         self._last_checkpoint = time.monotonic()
         self._generation = 0  # counts revocations: a batch fetched before one is not processed after it
 
-    def add(self, name: str, topics: Iterable[str], decode: Callable[[Any], Any], watcher: Checkpointed) -> Fleet:
-        fleet = Fleet(name, list(topics), decode, watcher, state_topic(settings, name))
+    def add(self, name: str, topics: Iterable[str], decode: Callable[[Any], Any],
+            watcher: Checkpointed) -> FleetInput:
+        fleet = FleetInput(name, list(topics), decode, watcher, state_topic(settings, name))
         self.fleets[name] = fleet
         self._by_topic.update({topic: fleet for topic in fleet.topics})
         return fleet
@@ -247,14 +251,14 @@ class Intake(Service):
             due.extend((fleet, key) for key in keys)
         return _Round(dict(self._positions.processed), {f.name: f.unsaved for f in self.fleets.values()}, due)
 
-    async def _save(self, fleet: Fleet, key: str) -> None:
+    async def _save(self, fleet: FleetInput, key: str) -> None:
         write = fleet.watcher.save(key)
         if write is not None:
             await self._write(fleet, write)
             assert self._round is not None
             self._round.saved.append((fleet, key))
 
-    async def _write(self, fleet: Fleet, write: Write) -> None:
+    async def _write(self, fleet: FleetInput, write: Write) -> None:
         await self._send(fleet.state_topic, key=write.key.encode(), value=write.blob, partition=write.partition)
 
     async def _finish(self) -> None:
