@@ -53,11 +53,25 @@ class ModelFleet:
         self.config = c = config or MonitorConfig()
         self.per_model = m = dict(per_model or {})  # models with their own settings (config file overrides)
         self.monitors: Registry[ModelKey, ModelMonitor] = Registry(
-            lambda key: ModelMonitor(key[0], key[1], key[2], m.get(key[0], c)), c.max_keys
+            self._new_monitor, c.max_keys, on_evict=self._unindex
         )
+        # Each model's monitor keys (versions, segments): a checkpoint takes one model at a time, and
+        # scanning every monitor for each would cost O(models²) with thousands of models.
+        self._by_model: dict[str, dict[ModelKey, None]] = {}  # insertion-ordered sets
         self.joins: Registry[str, LabelJoin] = Registry(
             lambda model: LabelJoin(m.get(model, c).pending_max, m.get(model, c).pending_ttl_s), c.max_keys
         )
+
+    def _new_monitor(self, key: ModelKey) -> ModelMonitor:
+        self._by_model.setdefault(key[0], {})[key] = None
+        return ModelMonitor(key[0], key[1], key[2], self.per_model.get(key[0], self.config))
+
+    def _unindex(self, key: ModelKey) -> None:
+        keys = self._by_model.get(key[0])
+        if keys is not None:
+            keys.pop(key, None)
+            if not keys:
+                del self._by_model[key[0]]
 
     def observe(self, event: PredictionEvent | LabelEvent) -> list[Detection]:
         if isinstance(event, PredictionEvent):
@@ -79,11 +93,11 @@ class ModelFleet:
 
     def keys(self) -> list[str]:
         """The models this fleet holds state for."""
-        return list(dict.fromkeys([*self.joins, *(key[0] for key in self.monitors)]))
+        return list(dict.fromkeys([*self.joins, *self._by_model]))
 
     def snapshot_key(self, model: str) -> bytes:
         state = ModelKeyState(model, self.joins.peek(model),
-                              {(k[1], k[2]): m for k, m in self.monitors.items() if k[0] == model})
+                              {(k[1], k[2]): self.monitors.peek(k) for k in self._by_model.get(model, ())})
         return snapshot.dumps(state)
 
     def restore_key(self, model: str, blob: bytes) -> None:
@@ -93,12 +107,14 @@ class ModelFleet:
         if state.join is not None:
             self.joins.put(model, state.join)
         for (version, segment), monitor in state.monitors.items():
-            self.monitors.put((model, version, segment), monitor)
+            key = (model, version, segment)
+            self._by_model.setdefault(model, {})[key] = None
+            self.monitors.put(key, monitor)
 
     def forget_key(self, model: str) -> None:
         """Drop a model's state (its partition moved to another worker, which restores it from a checkpoint)."""
         self.joins.discard(model)
-        for key in [k for k in self.monitors if k[0] == model]:
+        for key in self._by_model.pop(model, ()):
             self.monitors.discard(key)
 
     def snapshot(self) -> bytes:

@@ -12,11 +12,13 @@ V = TypeVar("V")
 class Registry(Generic[K, V]):
     """Keys come from the data (model names, feature names, hosts), so their number must be capped."""
 
-    def __init__(self, factory: Callable[[K], V], max_keys: int = 10_000) -> None:
+    def __init__(self, factory: Callable[[K], V], max_keys: int = 10_000,
+                 on_evict: Callable[[K], object] | None = None) -> None:
         if max_keys < 1:
             raise ValueError(f"max_keys must be >= 1, got {max_keys}")
         self.factory = factory
         self.max_keys = max_keys
+        self.on_evict = on_evict  # told of each key evicted, so an index kept beside the registry follows
         self._items: OrderedDict[K, V] = OrderedDict()
         self.evictions = 0
 
@@ -26,8 +28,7 @@ class Registry(Generic[K, V]):
         if item is None:
             item = items[key] = self.factory(key)
             if len(items) > self.max_keys:
-                items.popitem(last=False)
-                self.evictions += 1
+                self._evict_oldest()
         else:
             items.move_to_end(key)
         return item
@@ -38,8 +39,13 @@ class Registry(Generic[K, V]):
         items[key] = item
         items.move_to_end(key)
         if len(items) > self.max_keys:
-            items.popitem(last=False)
-            self.evictions += 1
+            self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        key, _ = self._items.popitem(last=False)
+        self.evictions += 1
+        if self.on_evict is not None:
+            self.on_evict(key)
 
     def discard(self, key: K) -> None:
         """Drop an item that another worker now owns (not an eviction: it is not counted)."""

@@ -186,3 +186,21 @@ def test_a_model_monitor_snapshot_with_a_dict_per_kind_of_feature_monitor_restor
     restored = ModelMonitor.restore(old.snapshot())
     rest = [model_step(original, e) for e in events[half:]]
     assert [model_step(restored, e) for e in events[half:]] == rest and any(rest)
+
+
+def test_a_model_snapshot_holds_exactly_its_own_versions_while_monitors_are_evicted():
+    from models.config import MonitorConfig
+
+    fleet = ModelFleet(MonitorConfig(max_keys=4))
+    for i in range(30):  # 5 models x 2 versions through 4 places: most monitors get evicted on the way
+        fleet.observe(PredictionEvent(request_id=f"r{i}", model=f"m{i % 5}", version=str(i % 2), timestamp=i,
+                                      features={"x": float(i)}, prediction=1))
+    held = {key[0] for key in fleet.monitors}
+    assert len(fleet.monitors) == 4 and fleet.monitors.evictions == 26
+    assert set(fleet.keys()) == held | {model for model, _ in fleet.joins.items()}
+    for model in fleet.keys():
+        copy = ModelFleet(MonitorConfig(max_keys=4))
+        copy.restore_key(model, fleet.snapshot_key(model))
+        assert set(copy.monitors) == {key for key in fleet.monitors if key[0] == model}
+    fleet.forget_key("m4")
+    assert "m4" not in fleet.keys() and all(key[0] != "m4" for key in fleet.monitors)
