@@ -144,14 +144,16 @@ class Intake(Service):
     async def _consume(self) -> None:
         assert self._consumer is not None
         while not self.should_stop:
-            generation = self._generation
             batch = await self._consumer.getmany(timeout_ms=int(settings.batch_within_s * 1000),
                                                  max_records=settings.batch_size)
+            # Taken once the batch is in hand: getmany itself waits out a rebalance and then returns records of
+            # the new assignment, which must not be dropped (the consumer's position is already past them).
+            generation = self._generation
             async with self.lock:
                 if self.should_stop:
                     break
                 if generation != self._generation:
-                    continue  # its partitions were revoked meanwhile: the next owner reads it from the commit
+                    continue  # revoked while waiting for the lock: read again from the commit after it
                 await self._process(batch)
                 await self._checkpoint_along()
 
