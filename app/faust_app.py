@@ -68,9 +68,11 @@ def _topic(spec: TopicSpec) -> faust.TopicT:
     )
 
 
-# The input topics are read by the intake's own consumer (agents/intake.py), not by Faust.
-_, _, detections_topic, incidents_topic, silences_topic, dead_letter_topic = (
-    _topic(spec) for spec in topic_specs(settings)
+# The input topics are read by the intake's own consumer (agents/intake.py); Faust has these.
+_specs = {spec.name: spec for spec in topic_specs(settings)}
+detections_topic, incidents_topic, silences_topic, dead_letter_topic = (
+    _topic(_specs[name]) for name in (settings.topics.detections, settings.topics.incidents,
+                                      settings.topics.silences, settings.topics.dead_letter)
 )
 
 
