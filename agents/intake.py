@@ -218,7 +218,7 @@ class Intake(Service):
     async def _checkpoint_along(self) -> None:
         """Between batches: start a checkpoint when one is due, save its keys for up to ``SAVE_SLICE_S``,
         and commit once all are stored. Saving every key at once would stall the input (and the tickets of
-        every detection in it) for as long as pickling a fleet takes: most of a second for 16 keys."""
+        every detection in it) for as long as pickling a fleet takes: hundreds of ms for the benchmark's 16 keys."""
         if self._round is None:
             if not self._checkpoint_due():
                 return

@@ -55,6 +55,7 @@ if str(ROOT) not in sys.path:  # `python bench/throughput.py` puts bench/ first 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from app.broker import LocalBroker, free_port  # noqa: E402
 from app.settings import Settings  # noqa: E402
@@ -221,13 +222,9 @@ def consumed(port: int) -> tuple[int, int]:
             text = response.read().decode()
     except OSError:
         return 0, 0
-    total = infra = 0
-    for line in text.splitlines():
-        if line.startswith("emlops_events_consumed_total{"):
-            value = int(float(line.rsplit(" ", 1)[1]))
-            total += value
-            infra += value if '.infrastructure"' in line else 0
-    return total, infra
+    counts = [(s.labels["topic"], int(s.value)) for family in text_string_to_metric_families(text)
+              for s in family.samples if s.name == "emlops_events_consumed_total"]
+    return sum(n for _, n in counts), sum(n for topic, n in counts if topic.endswith(".infrastructure"))
 
 
 def window(name: str, samples: list[Sample], total: int, tail: float, peaks: list[float], processes: int) -> Run:

@@ -32,18 +32,16 @@ def faust_lag(app: Any, topics: Iterable[str]) -> dict[tuple[str, int], int]:
 
 
 class WorkerCollector(Collector):
-    """``app`` is the Faust app; the callables give this worker's view of its state at scrape time."""
+    """The callables give this worker's view of its state at scrape time."""
 
     def __init__(
         self,
-        app: Any,
         lag: Callable[[], Mapping[tuple[str, int], int]],
         fleets: Callable[[], dict[str, Any]],
         open_tickets: Callable[[], Iterable[dict[str, Any]]],
         silences: Callable[[], Iterable[dict[str, Any]]],
         ready: Callable[[], bool],
     ) -> None:
-        self.app = app
         self.lag = lag
         self.fleets = fleets
         self.open_tickets = open_tickets

@@ -217,7 +217,6 @@ def readiness() -> tuple[bool, list[str]]:
 
 
 metrics.registry.register(WorkerCollector(
-    app,
     lag=lambda: {**faust_lag(app, (settings.topics.detections, settings.topics.silences)),
                  **{(tp.topic, tp.partition): n for tp, n in intake.lag().items()}},
     fleets=fleets,
