@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from math import isfinite
-from typing import Any
+from operator import itemgetter
+from typing import Any, Callable
+
+import numpy as np
 
 from models.categorical import CategoryChange, CategoryShift, ClassMix, ClassShift
 from models.config import MonitorConfig
 from models.performance import ConfidenceEstimate, ErrorRate, RateChange
 from models.quality import OutOfRange, RangeWatch, SchemaChange, SchemaWatch
 from models.schema import Detection, DetectionKind, LabelEvent, PredictionEvent, Scalar, Severity
-from models.signals import BOTH, DOWN, UP, MeanShift, Shift
+from models.signals import BOTH, DOWN, UP, MeanShift, MeanShiftBank, Shift
 from models.snapshot import Snapshottable
 
 
@@ -28,6 +32,52 @@ def _numeric(value: Scalar) -> float | None:
     if isinstance(value, (int, float)) and math.isfinite(value):
         return float(value)
     return None
+
+
+_MAX_LAYOUTS = 64  # key sets remembered per model version; more (a feature set that keeps changing) start over
+_NUMBER_TYPES = frozenset((float, int, bool, type(None)))
+
+
+@dataclass
+class _Layout:
+    """Where a model's monitors find their values in an event with a given key set (``ModelMonitor._layout``):
+    ``positions`` of the numeric features and their ``features`` numbers, ``categories`` (position, name),
+    keys ``absent`` (no monitor yet: their values were missing) and keys ``unwatched`` (no monitor for a
+    value of their kind, and the cap reached)."""
+
+    positions: list[int]
+    features: np.ndarray
+    categories: list[tuple[int, str]]
+    absent: list[int]
+    unwatched: list[tuple[int, bool]]  # with whether the value was a string
+    ordered: bool = field(init=False)  # the features are 0, 1, 2...: all a model had when it was made, in order
+    where: dict[int, int] = field(init=False)  # feature number -> position
+    _pick: Callable[[list[Scalar]], Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ordered = bool(np.array_equal(self.features, np.arange(len(self.features))))
+        self.where = dict(zip(self.features.tolist(), self.positions))
+        positions = self.positions
+        self._pick = itemgetter(*positions) if len(positions) > 1 else lambda values: [values[p] for p in positions]
+
+    def numbers(self, values: list[Scalar]) -> np.ndarray | None:
+        """The numeric values as floats, NaN where missing; None if a value is not of the kind placed here."""
+        for p, _ in self.categories:
+            if values[p].__class__ is not str:
+                return None
+        for p in self.absent:
+            if not _missing(values[p]):
+                return None
+        for p, is_str in self.unwatched:  # a value of the other kind may have a monitor
+            raw = values[p]
+            if isinstance(raw, str) != is_str and not _missing(raw):
+                return None
+        picked = self._pick(values) if self.positions else ()
+        if not _NUMBER_TYPES.issuperset(map(type, picked)):
+            if any(isinstance(raw, str) for raw in picked):
+                return None
+            picked = [_numeric(raw) for raw in picked]  # subclasses of the number types
+        return np.array(picked, dtype=float)
 
 
 class ModelMonitor(Snapshottable):
@@ -53,9 +103,13 @@ class ModelMonitor(Snapshottable):
         self.segment = segment
         self.config = config or MonitorConfig()
         c = self.config
-        # A numeric feature's monitors, looked up once per value: its mean, its spread, its range.
-        self._numeric: dict[str, tuple[MeanShift, MeanShift, RangeWatch]] = {}
-        self._last: dict[str, float] = {}
+        # Numeric feature number k: its mean and its spread are the bank's signals 2k and 2k + 1, its range
+        # ranges[k], its latest value last[k] (NaN before the first).
+        self._feature_index: dict[str, int] = {}
+        self._bank = MeanShiftBank()
+        self._ranges: list[RangeWatch] = []
+        self._last = np.zeros(0)
+        self._layouts: dict[tuple[str, ...], _Layout] = {}
         self._mean_alarm: dict[str, int] = {}
         self._categories: dict[str, CategoryShift] = {}
         self._schema = SchemaWatch(c.schema_warmup, c.vanish_after, max(c.max_features, 1))
@@ -83,14 +137,28 @@ class ModelMonitor(Snapshottable):
         self.correct = 0
         self.unwatched_features = 0
 
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_layouts"}  # a cache, rebuilt from events
+
     def __setstate__(self, state: dict) -> None:
+        state = dict(state)
         if "_features" in state:
             # A snapshot from when a numeric feature's mean, spread and range monitors were in three dicts.
-            state = dict(state)
             spreads, ranges = state.pop("_spreads"), state.pop("_ranges")
             state["_numeric"] = {name: (signal, spreads[name], ranges[name])
                                  for name, signal in state.pop("_features").items()}
+        if "_numeric" in state:
+            # ... and from when they were a (mean, spread, range) tuple per name, the latest values a dict.
+            numeric, last = state.pop("_numeric"), state.pop("_last")
+            bank = state["_bank"] = MeanShiftBank()
+            for signal, spread, _ in numeric.values():
+                bank.add(signal)
+                bank.add(spread)
+            state["_feature_index"] = {name: k for k, name in enumerate(numeric)}
+            state["_ranges"] = [watch for _, _, watch in numeric.values()]
+            state["_last"] = np.array([last.get(name, math.nan) for name in numeric])
         self.__dict__.update(state)
+        self._layouts = {}
 
     def _categorical(self) -> CategoryShift:
         c = self.config
@@ -132,59 +200,8 @@ class ModelMonitor(Snapshottable):
 
     def observe_prediction(self, event: PredictionEvent) -> list[Detection]:
         self.predictions += 1
-        found: list[Detection] = []
         t = event.timestamp
-        missing = 0
-        numeric, last_values = self._numeric, self._last
-        for name, raw in event.features.items():
-            if raw.__class__ is float and isfinite(raw):
-                value = raw  # the usual case, as _numeric would return it without its checks
-            elif isinstance(raw, str):
-                self._observe_category(name, raw, t, found)
-                continue
-            else:
-                value = _numeric(raw)
-                if value is None:
-                    missing += raw is None or isinstance(raw, float)
-                    continue
-            watch = numeric.get(name)
-            if watch is None:
-                if len(numeric) + len(self._categories) >= self.config.max_features:
-                    self.unwatched_features += 1
-                    continue
-                watch = numeric[name] = (self._signal(BOTH), self._signal(BOTH),
-                                         RangeWatch(self.config.range_warmup, self.config.range_margin,
-                                                    min_share=self.config.range_min_share))
-            signal, spread_signal, range_watch = watch
-            shift = signal.update(value)
-            if shift is not None:
-                self._mean_alarm[name] = signal.samples
-                found.append(
-                    self._detection(
-                        DetectionKind.FEATURE_DRIFT, shift, t,
-                        f"feature '{name}' of {self.model} v{self.version} drifted {shift.direction} "
-                        f"({shift.before_mean:.4g} -> {shift.after_mean:.4g})",
-                        feature=name,
-                    )
-                )
-            # Spread: the size of the step between consecutive values, which a change of level moves only
-            # once (one big step) but a change of variance moves for good.
-            last = last_values.get(name)
-            last_values[name] = value
-            spread = spread_signal.update(abs(value - last)) if last is not None else None
-            # A move of the mean that is also a move of the spread is one change: reported once.
-            if spread is not None and signal.samples - self._mean_alarm.get(name, -10**9) > self.config.drift_cooldown:
-                detection = self._detection(
-                    DetectionKind.FEATURE_DRIFT, spread, t,
-                    f"spread of feature '{name}' of {self.model} v{self.version} {'rose' if spread.direction == UP else 'fell'}"
-                    f" (typical step {spread.before_mean:.4g} -> {spread.after_mean:.4g})",
-                    feature=name,
-                )
-                detection.evidence["statistic"] = "adwin_spread_shift"
-                found.append(detection)
-            out = range_watch.update(value)
-            if out is not None:
-                found.append(self._out_of_range(name, out, t))
+        found, missing = self._observe_features(event.features, t)
         if event.features:
             shift = self._missing.update(missing / len(event.features))
             if shift is not None:
@@ -218,17 +235,129 @@ class ModelMonitor(Snapshottable):
                 found.append(self._estimate_detection(shift, t))
         return found
 
-    def _observe_category(self, name: str, value: str, t: float, found: list[Detection]) -> None:
-        signal = self._categories.get(name)
-        if signal is None:
-            if len(self._numeric) + len(self._categories) >= self.config.max_features:
+    def _observe_features(self, features: dict[str, Scalar], t: float) -> tuple[list[Detection], int]:
+        """Every feature value of one prediction; returns the detections and how many values were missing.
+
+        The numeric values go to the monitors as one array (see :class:`MeanShiftBank`), placed by the
+        event's layout: which feature each key is, kept per key set, since a model's events mostly carry the
+        same features in the same order.
+        """
+        values = list(features.values())
+        keys = tuple(features)
+        layout = self._layouts.get(keys)
+        numbers = None if layout is None else layout.numbers(values)
+        if numbers is None:  # new keys, or a value of another type than the layout's
+            if len(self._layouts) >= _MAX_LAYOUTS:
+                self._layouts.clear()
+            layout = self._layouts[keys] = self._layout(features)
+            numbers = layout.numbers(values)
+            assert numbers is not None, "an event fits the layout made from it"
+        missing = len(layout.absent)
+        for p, _ in layout.unwatched:
+            if _missing(values[p]):
+                missing += 1
+            else:
                 self.unwatched_features += 1
-                return
-            signal = self._categories[name] = self._categorical()
-        change = signal.update(value)
-        if change is not None:
-            found.append(self._category_detection(DetectionKind.FEATURE_DRIFT, change, t,
-                                                  f"feature '{name}' of {self.model} v{self.version}", feature=name))
+        placed: list[tuple[int, int, Detection]] = []  # (position in the event, order there, detection)
+        if len(numbers):
+            missing += self._observe_numbers(layout, numbers, t, placed)
+        for p, name in layout.categories:
+            change = self._categories[name].update(values[p])  # type: ignore[arg-type]
+            if change is not None:
+                placed.append((p, 0, self._category_detection(
+                    DetectionKind.FEATURE_DRIFT, change, t, f"feature '{name}' of {self.model} v{self.version}",
+                    feature=name)))
+        if len(placed) > 1:
+            placed.sort(key=lambda item: item[:2])
+        return [detection for _, _, detection in placed], missing
+
+    def _observe_numbers(self, layout: _Layout, numbers: np.ndarray, t: float,
+                         placed: list[tuple[int, int, Detection]]) -> int:
+        """The numeric values (NaN where missing): mean, spread and range; returns how many were missing."""
+        features, full = layout.features, layout.ordered and len(layout.features) == len(self._ranges)
+        missing = 0
+        if not isfinite(numbers.sum()):  # a NaN or an infinity somewhere (or a sum too large, to no harm)
+            finite = np.isfinite(numbers)
+            missing = len(numbers) - int(finite.sum())
+            features, numbers, full = features[finite], numbers[finite], False
+        last = self._last[features]
+        self._last[features] = numbers
+        steps = np.abs(numbers - last)
+        if full and isfinite(steps.sum()):  # (no step before a feature's first value: NaN)
+            both = np.empty(2 * len(numbers))
+            both[0::2], both[1::2] = numbers, steps
+            shifts = self._bank.update(both)
+        else:
+            has_step = last == last
+            columns = np.concatenate((2 * features, 2 * features[has_step] + 1))
+            shifts = self._bank.update(np.concatenate((numbers, steps[has_step])), columns)
+        for column, shift in shifts:
+            k, is_spread = divmod(column, 2)
+            name = self._feature_names[k]
+            if not is_spread:
+                self._mean_alarm[name] = self._bank.samples(column)
+                placed.append((layout.where[k], 0, self._detection(
+                    DetectionKind.FEATURE_DRIFT, shift, t,
+                    f"feature '{name}' of {self.model} v{self.version} drifted {shift.direction} "
+                    f"({shift.before_mean:.4g} -> {shift.after_mean:.4g})",
+                    feature=name,
+                )))
+            # Spread: the size of the step between consecutive values, which a change of level moves only
+            # once (one big step) but a change of variance moves for good. A move of the mean that is also a
+            # move of the spread is one change: reported once.
+            elif self._bank.samples(column - 1) - self._mean_alarm.get(name, -10**9) > self.config.drift_cooldown:
+                detection = self._detection(
+                    DetectionKind.FEATURE_DRIFT, shift, t,
+                    f"spread of feature '{name}' of {self.model} v{self.version} {'rose' if shift.direction == UP else 'fell'}"
+                    f" (typical step {shift.before_mean:.4g} -> {shift.after_mean:.4g})",
+                    feature=name,
+                )
+                detection.evidence["statistic"] = "adwin_spread_shift"
+                placed.append((layout.where[k], 1, detection))
+        ranges = self._ranges
+        for k, value in zip(features.tolist(), numbers.tolist()):
+            out = ranges[k].update(value)
+            if out is not None:
+                placed.append((layout.where[k], 2, self._out_of_range(self._feature_names[k], out, t)))
+        return missing
+
+    @property
+    def _feature_names(self) -> list[str]:
+        return list(self._feature_index)
+
+    def _room(self) -> bool:
+        return len(self._feature_index) + len(self._categories) < self.config.max_features
+
+    def _layout(self, features: dict[str, Scalar]) -> _Layout:
+        """Place each key of an event, creating monitors for the features seen first (up to the cap)."""
+        positions, numbered, categories, absent, unwatched = [], [], [], [], []
+        for p, (name, raw) in enumerate(features.items()):
+            if isinstance(raw, str):
+                if name not in self._categories and self._room():
+                    self._categories[name] = self._categorical()
+                (categories.append((p, name)) if name in self._categories else unwatched.append((p, True)))
+                continue
+            k = self._feature_index.get(name)
+            if k is None and _numeric(raw) is not None:
+                if not self._room():
+                    unwatched.append((p, False))
+                    continue
+                k = self._add_feature(name)
+            if k is None:
+                absent.append(p)  # no value yet (missing)
+            else:
+                positions.append(p)
+                numbered.append(k)
+        return _Layout(positions, np.array(numbered, np.int64), categories, absent, unwatched)
+
+    def _add_feature(self, name: str) -> int:
+        k = self._feature_index[name] = len(self._feature_index)
+        self._bank.add(self._signal(BOTH))
+        self._bank.add(self._signal(BOTH))
+        self._ranges.append(RangeWatch(self.config.range_warmup, self.config.range_margin,
+                                       min_share=self.config.range_min_share))
+        self._last = np.append(self._last, math.nan)
+        return k
 
     def _category_detection(self, kind: DetectionKind, change: CategoryChange, t: float, what: str,
                             **extra: str) -> Detection:
@@ -381,12 +510,16 @@ class ModelMonitor(Snapshottable):
             "accuracy": round(self.correct / self.labelled, 4) if self.labelled else None,
             "confidence": round(self._confidence.mean, 4) if self._confidence.samples else None,
             "latency_ms": round(self._latency.mean, 3) if self._latency.samples else None,
-            "features": {name: round(signal.mean, 6) for name, (signal, _, _) in self._numeric.items()},
+            "features": {name: round(self._bank.mean(2 * k), 6) for name, k in self._feature_index.items()},
             "categories": {name: {k: round(v, 4) for k, v in s.shares().items()} for name, s in self._categories.items()},
             "recent_accuracy": _round(self._error_rate.recent_accuracy),
             "estimated_accuracy": _round(self._estimate.estimate),
             "unwatched_features": self.unwatched_features,
         }
+
+
+def _missing(value: Scalar) -> bool:
+    return value is None or (isinstance(value, float) and not isfinite(value))
 
 
 def _is_class(prediction: Scalar) -> bool:

@@ -12,6 +12,7 @@ from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 from river import drift
 
 from models.snapshot import Snapshottable
@@ -262,16 +263,20 @@ class MeanShift(Snapshottable):
                 self._ref_m2 += delta * (oldest - mean)
         held[i] = x
         if self._window.update(x):
-            self._window = adaptive_window(self.delta, self.clock)
-            if n > pending_until:
-                self._locate(n)
-            else:
-                self._follow(x)
-            self._pending_until = n + self.confirm
-        elif n > pending_until:
+            return self._fired(n, x)
+        if n > pending_until:
             return None
+        self._follow(x)
+        return self._judge(n)
+
+    def _fired(self, n: int, x: float) -> Shift | None:
+        """ADWIN signalled at value number ``n`` (``x``), already learnt: locate the change, or follow it."""
+        self._window = adaptive_window(self.delta, self.clock)
+        if n > self._pending_until:
+            self._locate(n)
         else:
             self._follow(x)
+        self._pending_until = n + self.confirm
         return self._judge(n)
 
     def _judge(self, n: int) -> Shift | None:
@@ -312,3 +317,167 @@ class MeanShift(Snapshottable):
         """One more value of the pending new regime."""
         self._after_n += 1
         self._after_sum += x - self._ref_mean
+
+
+class MeanShiftBank:
+    """:class:`MeanShift` signals of one setting that are fed together, at most one value each per call.
+
+    A prediction brings a value for each of a model's numeric features and for the step since its last
+    value: some 60 signals, where one Python call per value cost more than the arithmetic. While a signal is
+    settled (no change pending, nothing to judge), its update only learns: the recent mean, the held values,
+    the reference (Welford's update) and ADWIN's window. The bank learns for all its settled signals at once
+    with numpy, the very operations of :meth:`MeanShift.update` in the same order on float64, so every
+    state comes out bit for bit as the signal's own ``update`` would leave it; only the compiled ADWIN
+    windows are still called one by one (through ``map``, without a Python frame). A signal that ADWIN
+    fires on leaves the bank and runs its own ``update`` until it is settled again.
+
+    The signals are the state: a snapshot pickles them (written back first), not the bank's arrays.
+    """
+
+    def __init__(self) -> None:
+        self.signals: list[MeanShift] = []
+        self._arrays()
+
+    def __getstate__(self) -> dict:
+        self._write_back(np.flatnonzero(self._in))
+        return {"signals": self.signals}
+
+    def __setstate__(self, state: dict) -> None:
+        self.signals = state["signals"]
+        self._arrays()  # every signal out of the bank: it comes back after its next update
+
+    def _arrays(self) -> None:
+        k = len(self.signals)
+        lag = self.signals[0].lag if k else 1
+        self._in = np.zeros(k, bool)
+        self._outside = set(range(k))  # the signals whose state is their own, not the arrays'
+        self._n = np.zeros(k, np.int64)
+        self._pending = np.zeros(k, np.int64)
+        self._recent = np.zeros(k)
+        self._ref_n = np.zeros(k, np.int64)
+        self._ref_mean = np.zeros(k)
+        self._ref_m2 = np.zeros(k)
+        self._held = np.zeros((k, lag))
+        self._base = np.arange(k) * lag  # where each signal's held values start in ``_held`` flattened
+        self._joining = False  # every signal in the bank learns its oldest held value at each update
+        self._windows = [signal._window for signal in self.signals]
+
+    def __len__(self) -> int:
+        return len(self.signals)
+
+    def add(self, signal: MeanShift) -> int:
+        """A new signal (out of the bank until its first update); returns its column."""
+        if self.signals and (signal.lag, signal._alpha) != (self.signals[0].lag, self.signals[0]._alpha):
+            raise ValueError("a bank's signals share lag and recent span")
+        self._write_back(np.flatnonzero(self._in))
+        self.signals.append(signal)
+        self._arrays()
+        return len(self.signals) - 1
+
+    def samples(self, column: int) -> int:
+        return int(self._n[column]) if self._in[column] else self.signals[column].samples
+
+    def mean(self, column: int) -> float:
+        return float(self._recent[column]) if self._in[column] else self.signals[column].mean
+
+    def _enter(self, j: int) -> None:
+        signal = self.signals[j]
+        self._n[j], self._pending[j] = signal._samples, signal._pending_until
+        self._recent[j], self._ref_n[j] = signal._recent_mean, signal._ref_n
+        self._ref_mean[j], self._ref_m2[j] = signal._ref_mean, signal._ref_m2
+        self._held[j] = np.frombuffer(signal._held)
+        self._windows[j] = signal._window
+        self._in[j] = True
+        self._outside.discard(j)
+        self._joining = False
+
+    def _write_back(self, columns: np.ndarray) -> None:
+        for j in columns.tolist():
+            signal = self.signals[j]
+            signal._samples, signal._recent_mean = int(self._n[j]), float(self._recent[j])
+            signal._ref_n, signal._ref_mean = int(self._ref_n[j]), float(self._ref_mean[j])
+            signal._ref_m2, signal._held = float(self._ref_m2[j]), array("d", self._held[j].tobytes())
+
+    def update(self, x: np.ndarray, columns: np.ndarray | None = None) -> list[tuple[int, Shift]]:
+        """Learn ``x[i]`` in signal ``columns[i]`` (every signal, in order, when ``columns`` is None);
+        return the shifts found, as ``(column, shift)`` in the order of ``columns``."""
+        self._learn(x, columns)
+        values = x.tolist()
+        order = range(len(values)) if columns is None else columns.tolist()
+        outside = self._outside
+        if not outside or outside.isdisjoint(order):
+            windows = self._windows if columns is None else [self._windows[j] for j in order]
+            fired = list(map(_WINDOW_UPDATE, windows, values))
+            if True not in fired:
+                return []
+        else:
+            fired = None
+        found = []
+        for i, j in enumerate(order):
+            signal = self.signals[j]
+            if j not in outside:
+                if not (fired[i] if fired is not None else self._windows[j].update(values[i])):
+                    continue
+                self._write_back(np.array([j]))
+                self._in[j] = False
+                outside.add(j)
+                shift = signal._fired(signal._samples, values[i])
+            else:
+                shift = signal.update(values[i])
+                if signal._gate_n == 0 and signal._samples >= max(signal._pending_until, 1):
+                    self._enter(j)  # settled: its next update only learns
+            if shift is not None:
+                found.append((j, shift))
+        return found
+
+    def _learn(self, x: np.ndarray, columns: np.ndarray | None) -> None:
+        """What ``MeanShift.update`` does before asking ADWIN, for a settled signal (``n > pending_until``,
+        no gate open); the signals out of the bank get it too, and are loaded afresh when they come back."""
+        first = self.signals[0]
+        alpha, lag = first._alpha, first.lag
+        if columns is None:
+            base, n, recent = self._base, self._n, self._recent
+            ref_n, ref_mean, ref_m2 = self._ref_n, self._ref_mean, self._ref_m2
+        else:
+            base, n, recent = self._base[columns], self._n[columns], self._recent[columns]
+            ref_n, ref_mean, ref_m2 = self._ref_n[columns], self._ref_mean[columns], self._ref_m2[columns]
+        n += 1
+        step = x - recent
+        step *= alpha
+        recent += step
+        slot = n & (lag - 1) if lag & (lag - 1) == 0 else n % lag  # value number n is held at n % lag
+        slot += base  # ... of its row of the held values, flattened
+        held = self._held.reshape(-1)
+        # Once each settled signal is ``lag`` values past its last change, the oldest held value joins the
+        # reference at every update (and keeps doing so until a signal leaves the bank).
+        if not self._joining:
+            inside = self._in if columns is None else self._in[columns]
+            joins = n - lag > (self._pending if columns is None else self._pending[columns])
+            self._joining = columns is None and bool(joins[inside].all())
+        else:
+            joins = None
+        if joins is None or joins.all():
+            oldest = held.take(slot)
+            ref_n += 1
+            delta = oldest - ref_mean
+            ref_mean += delta / ref_n
+            oldest -= ref_mean
+            oldest *= delta
+            ref_m2 += oldest
+        elif joins.any():
+            some = np.flatnonzero(joins)
+            oldest = held.take(slot[some])
+            count = ref_n[some] + 1
+            ref_n[some] = count
+            mean = ref_mean[some]
+            delta = oldest - mean
+            mean = mean + delta / count
+            ref_mean[some] = mean
+            ref_m2[some] += delta * (oldest - mean)
+        held.put(slot, x)
+        if columns is not None:
+            self._n[columns], self._recent[columns] = n, recent
+            self._ref_n[columns], self._ref_mean[columns], self._ref_m2[columns] = ref_n, ref_mean, ref_m2
+
+
+_WINDOW_UPDATE = type(adaptive_window(0.5, 1)).update

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import pytest
 
@@ -387,3 +387,48 @@ def test_config_override_of_a_whole_number_setting_rejects_a_fraction():
     assert MonitorConfig().with_overrides({"drift_cooldown": "500"}).drift_cooldown == 500
     with pytest.raises(ValueError, match="whole number"):
         MonitorConfig().with_overrides({"drift_cooldown": 2.5})
+
+
+def _ragged_events(seed: int, count: int) -> list[PredictionEvent]:
+    """Events whose features come and go, change order and kind, go missing, and outnumber the cap."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(count):
+        features: dict[str, Any] = {}
+        for j in range(9):
+            if (j == 7 and i < 800) or (j == 6 and rng.random() < 0.3):
+                continue  # a feature that appears late, one that is optional
+            r = rng.random()
+            if r < 0.03:
+                features[f"f{j}"] = None if r < 0.02 else float("nan")
+            elif j == 2:
+                features[f"f{j}"] = rng.choice(["a", "b"]) if i < 1500 else rng.choice(["a", "c"])
+            elif j == 3 and 1000 < i < 1040:
+                features[f"f{j}"] = "oops"  # a numeric feature that briefly carries strings
+            elif j == 4:
+                features[f"f{j}"] = rng.random() < (0.5 if i < 1800 else 0.9)  # booleans
+            else:
+                features[f"f{j}"] = rng.gauss(4.0 * j if i < 1600 else 5.0 * j, 1.0 + (i > 2200) * (j == 5) * 3)
+        if rng.random() < 0.1:
+            features = dict(reversed(list(features.items())))
+        events.append(PredictionEvent(request_id=f"r{i}", model="m", version="1", timestamp=float(i),
+                                      features=features, prediction=0.5, confidence=0.9))
+    return events
+
+
+def test_a_monitor_finds_the_same_whether_it_places_features_from_its_layouts_or_afresh():
+    """Events with the same keys reuse one placement of their features (a layout); placing every event afresh
+    must find the same detections and counts, through features that come and go, change kind or go missing."""
+    events = _ragged_events(3, 3000)
+    config = MonitorConfig(max_features=7, drift_min_samples=100, range_warmup=200)
+    cached, fresh = ModelMonitor("m", "1", config=config), ModelMonitor("m", "1", config=config)
+    found_cached, found_fresh = [], []
+    for event in events:
+        found_cached += [d.to_dict() for d in cached.observe_prediction(event)]
+        fresh._layouts.clear()
+        found_fresh += [d.to_dict() for d in fresh.observe_prediction(event)]
+    kinds = {(d["kind"], d["detector"]) for d in found_cached}
+    assert {("feature_drift", "adwin_mean_shift"), ("feature_drift", "category_shift"),
+            ("data_quality", "out_of_range")} <= kinds
+    assert found_cached == found_fresh
+    assert cached.state() == fresh.state() and cached.unwatched_features > 0

@@ -186,3 +186,49 @@ def test_hyperparameters_are_stored_under_their_own_names():
     assert (signal.delta, signal.direction, signal.min_samples, signal.min_effect, signal.cooldown) == (
         1e-3, UP, 10, 1.0, 7)
     assert (signal.samples, signal.mean) == (0, 0.0)
+
+
+def _signal_state(signal: MeanShift) -> dict:
+    """Everything a signal holds, its ADWIN window by what it reads back."""
+    state = {k: v for k, v in signal.__dict__.items() if k != "_window"}
+    state["_held"] = list(state["_held"])
+    window = signal._window
+    return {**state, "window": (window.get_width(), window.get_total(), window.get_variance())}
+
+
+def test_a_bank_of_signals_finds_and_holds_exactly_what_the_signals_fed_one_by_one_do():
+    """The bank's numpy path must leave every bit as ``MeanShift.update`` would, through changes (signals
+    leaving and rejoining the bank), values that skip a signal, a snapshot, and a signal added late."""
+    import pickle
+
+    import numpy as np
+
+    from models.signals import MeanShiftBank
+
+    rng = random.Random(5)
+    count, steps = 12, 9000
+    bank, alone = MeanShiftBank(), []
+    for _ in range(count - 1):
+        bank.add(MeanShift(cooldown=300))
+        alone.append(MeanShift(cooldown=300))
+    found_bank: list[tuple[int, int, Shift]] = []
+    found_alone: list[tuple[int, int, Shift]] = []
+    for step in range(steps):
+        if step == 700:
+            bank.add(MeanShift(cooldown=300))
+            alone.append(MeanShift(cooldown=300))
+        if step == 4000:
+            bank = pickle.loads(pickle.dumps(bank))
+        # Each signal's level moves now and then; some values are missing at random.
+        values = [rng.gauss(3.0 * ((step // (1500 + 250 * j)) % 2), 1.0 + j % 3) for j in range(len(alone))]
+        present = [j for j in range(len(alone)) if rng.random() > (0.3 if j % 4 == 0 else 0.01)]
+        if len(present) == len(alone) and step % 3:
+            shifts = bank.update(np.array(values))
+        else:
+            shifts = bank.update(np.array([values[j] for j in present]), np.array(present, dtype=np.int64))
+        found_bank += [(step, j, shift) for j, shift in shifts]
+        found_alone += [(step, j, shift) for j in present if (shift := alone[j].update(values[j])) is not None]
+    assert len(found_alone) > 20
+    assert found_bank == found_alone
+    bank = pickle.loads(pickle.dumps(bank))  # writes every signal's state back
+    assert [_signal_state(s) for s in bank.signals] == [_signal_state(s) for s in alone]
