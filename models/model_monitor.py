@@ -108,6 +108,8 @@ class ModelMonitor(Snapshottable):
         self._feature_index: dict[str, int] = {}
         self._bank = MeanShiftBank()
         self._ranges: list[RangeWatch] = []
+        self._range_passed = np.zeros(0, np.int64)
+        self._range_quiet = (np.zeros(0), np.zeros(0))  # each range watch's quiet_range: low and high
         self._last = np.zeros(0)
         self._layouts: dict[tuple[str, ...], _Layout] = {}
         self._mean_alarm: dict[str, int] = {}
@@ -138,7 +140,10 @@ class ModelMonitor(Snapshottable):
         self.unwatched_features = 0
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_layouts"}  # a cache, rebuilt from events
+        if self._ranges:
+            self._ranges_caught_up()
+        # Caches: the layouts are rebuilt from the events, the quiet ranges from the watches.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_layouts", "_range_passed", "_range_quiet")}
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
@@ -159,6 +164,9 @@ class ModelMonitor(Snapshottable):
             state["_last"] = np.array([last.get(name, math.nan) for name in numeric])
         self.__dict__.update(state)
         self._layouts = {}
+        self._range_passed = np.zeros(len(self._ranges), np.int64)
+        quiet = [watch.quiet_range for watch in self._ranges]
+        self._range_quiet = (np.array([q[0] for q in quiet]), np.array([q[1] for q in quiet]))
 
     def _categorical(self) -> CategoryShift:
         c = self.config
@@ -276,14 +284,14 @@ class ModelMonitor(Snapshottable):
         """The numeric values (NaN where missing): mean, spread and range; returns how many were missing."""
         features, full = layout.features, layout.ordered and len(layout.features) == len(self._ranges)
         missing = 0
-        if not isfinite(numbers.sum()):  # a NaN or an infinity somewhere (or a sum too large, to no harm)
+        if not isfinite(np.add.reduce(numbers)):  # a NaN or an infinity somewhere (or a sum too large: no harm)
             finite = np.isfinite(numbers)
             missing = len(numbers) - int(finite.sum())
             features, numbers, full = features[finite], numbers[finite], False
         last = self._last[features]
         self._last[features] = numbers
         steps = np.abs(numbers - last)
-        if full and isfinite(steps.sum()):  # (no step before a feature's first value: NaN)
+        if full and isfinite(np.add.reduce(steps)):  # (no step before a feature's first value: NaN)
             both = np.empty(2 * len(numbers))
             both[0::2], both[1::2] = numbers, steps
             shifts = self._bank.update(both)
@@ -314,12 +322,29 @@ class ModelMonitor(Snapshottable):
                 )
                 detection.evidence["statistic"] = "adwin_spread_shift"
                 placed.append((layout.where[k], 1, detection))
-        ranges = self._ranges
-        for k, value in zip(features.tolist(), numbers.tolist()):
-            out = ranges[k].update(value)
+        # Ranges: a value within its watch's quiet range is only counted (in ``_range_passed`` until the
+        # watch is next called); the others go to their watch.
+        low, high = self._range_quiet
+        inside = (low[features] <= numbers) & (numbers <= high[features])
+        if np.logical_and.reduce(inside):
+            self._range_passed[features] += 1
+            return missing
+        self._range_passed[features[inside]] += 1
+        outside = ~inside
+        for k, value in zip(features[outside].tolist(), numbers[outside].tolist()):
+            watch = self._ranges_caught_up(k)
+            out = watch.update(value)
+            low[k], high[k] = watch.quiet_range
             if out is not None:
                 placed.append((layout.where[k], 2, self._out_of_range(self._feature_names[k], out, t)))
         return missing
+
+    def _ranges_caught_up(self, k: int | None = None) -> RangeWatch:
+        """Range watch ``k`` (every one if None) with the values it passed counted."""
+        for j in range(len(self._ranges)) if k is None else (k,):
+            self._ranges[j].passed(int(self._range_passed[j]))
+            self._range_passed[j] = 0
+        return self._ranges[-1 if k is None else k]
 
     @property
     def _feature_names(self) -> list[str]:
@@ -356,6 +381,9 @@ class ModelMonitor(Snapshottable):
         self._bank.add(self._signal(BOTH))
         self._ranges.append(RangeWatch(self.config.range_warmup, self.config.range_margin,
                                        min_share=self.config.range_min_share))
+        self._range_passed = np.append(self._range_passed, 0)
+        self._range_quiet = tuple(np.append(bound, value) for bound, value in
+                                  zip(self._range_quiet, self._ranges[-1].quiet_range))
         self._last = np.append(self._last, math.nan)
         return k
 

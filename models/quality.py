@@ -6,6 +6,7 @@ per event (see ``ModelMonitor``); the two small watches here cover the rest.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from models.snapshot import Snapshottable
@@ -59,6 +60,18 @@ class RangeWatch(Snapshottable):
     @property
     def share(self) -> float:
         return self._share
+
+    @property
+    def quiet_range(self) -> tuple[float, float]:
+        """The values that would change nothing but the count now (an empty range while warming up or while
+        the share of values outside is not 0): a caller may count such values with :meth:`passed`."""
+        if self._n >= self.warmup and not self._share:
+            return self._low, self._high
+        return math.inf, -math.inf
+
+    def passed(self, count: int) -> None:
+        """``count`` values within :attr:`quiet_range`, counted without one call each."""
+        self._n += count
 
     def update(self, x: float) -> OutOfRange | None:
         n = self._n = self._n + 1

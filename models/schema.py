@@ -122,11 +122,16 @@ def _timestamp(d: Mapping[str, Any], name: str = "timestamp") -> float:
     return _number(value, name)
 
 
+_SCALAR_TYPES = frozenset((float, int, str, bool, type(None)))
+
+
 def _features(value: Any) -> dict[str, Scalar]:
     if not isinstance(value, dict):
         raise InvalidEvent(f"field 'features' must be an object, got {type(value).__name__}")
     if len(value) > MAX_FEATURES:
         raise InvalidEvent(f"field 'features' has {len(value)} entries, more than {MAX_FEATURES}")
+    if _SCALAR_TYPES.issuperset(map(type, value.values())):
+        return value  # the usual case, checked without a Python step per feature
     for key, item in value.items():
         if item is None or isinstance(item, (str, bool)):
             continue

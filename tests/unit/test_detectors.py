@@ -207,6 +207,24 @@ def test_range_watch_reports_once_per_episode_and_re_arms():
     assert out.value == 50.0 and out.low < -3 and 3 < out.high < 10 and out.share >= 0.05
 
 
+def test_range_watch_values_counted_within_its_quiet_range_leave_it_as_updates_would():
+    rng = random.Random(0)
+    normal = [rng.gauss(0, 1) for _ in range(2000)]
+    broken = [rng.gauss(0, 1) if rng.random() > 0.1 else 50.0 for _ in range(2000)]
+    updated, counted = RangeWatch(), RangeWatch()
+    found_updated, found_counted, passed = [], [], 0
+    for i, x in enumerate(normal + broken + normal + broken):
+        found_updated += [(i, out)] if (out := updated.update(x)) is not None else []
+        low, high = counted.quiet_range
+        if low <= x <= high:
+            counted.passed(1)
+            passed += 1
+        elif (out := counted.update(x)) is not None:
+            found_counted.append((i, out))
+    assert found_counted == found_updated and len(found_updated) == 2
+    assert counted.__dict__ == updated.__dict__ and passed > 1000  # quiet until the first value outside
+
+
 def test_schema_watch_reports_new_and_vanished_features_once():
     watch = SchemaWatch(warmup=50, vanish_after=100, check_every=1)
     found = []
