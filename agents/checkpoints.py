@@ -63,6 +63,7 @@ class Checkpointed:
         self._applied: dict[str, dict[str, int]] = {}  # key -> "topic:partition" -> last offset in its state
         self._restored: dict[str, dict[str, int]] = {}  # the same, as of the snapshot the key came back from
         self._in_progress: Origin | None = None  # the message whose records are being observed
+        self._undeleted: list[Write] = []  # deletions that were not stored, written again at the next checkpoint
         self.saved = 0
         self.restored = 0
         self.skipped = 0
@@ -102,7 +103,9 @@ class Checkpointed:
         one (should such a key come back, it starts afresh, as in memory), and the keys changed since, to
         :meth:`save` one by one (the intake interleaves them with its batches)."""
         live = set(self.fleet.keys())
-        deletions = []
+        # A deletion not stored before is written again, unless its key came back since (it is saved instead).
+        deletions = [write for write in self._undeleted if write.key not in self._loaded]
+        self._undeleted = []
         for key in [key for key in self._loaded if key not in live]:
             partition = self._partition_of.get(key)
             self._forget(key)
@@ -143,12 +146,18 @@ class Checkpointed:
         for key in gone:
             self._forget(key)
         self._stored = {}
+        self._undeleted = []  # the new owner's snapshots are not this worker's to delete
         if gone:
             log.info("released the state of %d keys of revoked partitions", len(gone))
 
-    def retry(self, keys: Iterable[str]) -> None:
-        """Their snapshots were not stored: saved again at the next checkpoint (unless released by then)."""
-        self._dirty.update(key for key in keys if key in self._loaded)
+    def retry(self, writes: Iterable[Write]) -> None:
+        """These writes were not stored: done again at the next checkpoint (unless released by then), a
+        snapshot as its key is then, a deletion as it was."""
+        for write in writes:
+            if write.blob is None:
+                self._undeleted.append(write)
+            elif write.key in self._loaded:
+                self._dirty.add(write.key)
 
     def _forget(self, key: str) -> None:
         self.fleet.forget_key(key)

@@ -87,12 +87,12 @@ class _Positions:
 @dataclass
 class _Round:
     """A checkpoint in progress: the offsets it commits once done, the events they cover per fleet, the keys
-    still to save and those saved."""
+    still to save and the writes sent (snapshots and deletions)."""
 
     mark: dict[TopicPartition, int]
     unsaved: dict[str, int]
     due: list[tuple[FleetInput, str]]
-    saved: list[tuple[FleetInput, str]] = field(default_factory=list)
+    written: list[tuple[FleetInput, Write]] = field(default_factory=list)
 
 
 class Intake(Service):
@@ -245,20 +245,21 @@ class Intake(Service):
     async def _begin(self) -> _Round:
         """A checkpoint covers what was processed when it began: each key saved later holds at least that."""
         self._last_checkpoint = time.monotonic()
-        due = []
+        due, written = [], []
         for fleet in self.fleets.values():
             deletions, keys = fleet.watcher.begin()
             for write in deletions:
                 await self._write(fleet, write)
+                written.append((fleet, write))
             due.extend((fleet, key) for key in keys)
-        return _Round(dict(self._positions.processed), {f.name: f.unsaved for f in self.fleets.values()}, due)
+        return _Round(dict(self._positions.processed), {f.name: f.unsaved for f in self.fleets.values()}, due, written)
 
     async def _save(self, fleet: FleetInput, key: str) -> None:
         write = fleet.watcher.save(key)
         if write is not None:
             await self._write(fleet, write)
             assert self._round is not None
-            self._round.saved.append((fleet, key))
+            self._round.written.append((fleet, write))
 
     async def _write(self, fleet: FleetInput, write: Write) -> None:
         await self._send(fleet.state_topic, key=write.key.encode(), value=write.blob, partition=write.partition)
@@ -274,8 +275,8 @@ class Intake(Service):
             await asyncio.gather(*sent)
         except KafkaError as exc:
             log.warning("checkpoint not stored, retried at the next one: %s", exc)
-            for fleet, key in done.saved:
-                fleet.watcher.retry([key])
+            for fleet, write in done.written:
+                fleet.watcher.retry([write])
             return
         for fleet in self.fleets.values():
             fleet.unsaved = max(0, fleet.unsaved - done.unsaved[fleet.name])

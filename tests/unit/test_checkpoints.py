@@ -147,8 +147,27 @@ def test_a_snapshot_not_stored_is_written_again_at_the_next_checkpoint() -> None
     checkpoints, _ = watcher()
     checkpoints.observe("model-a", origin(0))
     lost = checkpoint(checkpoints)
-    checkpoints.retry([w.key for w in lost])
+    checkpoints.retry(lost)
     assert [w.key for w in checkpoint(checkpoints)] == ["model-a"]
+
+
+def test_a_deletion_not_stored_is_written_again_unless_its_key_came_back_or_was_released() -> None:
+    checkpoints, fleet = watcher()
+    for offset, key in enumerate(["a", "b", "c"]):
+        checkpoints.observe(key, origin(offset))
+    store = stored(checkpoint(checkpoints))
+    del fleet.seen["b"], fleet.seen["c"]  # evicted
+    lost = checkpoint(checkpoints)
+    assert sorted((w.key, w.blob) for w in lost) == [("b", None), ("c", None)]
+    checkpoints.retry(lost)  # the broker did not store them: the old snapshots would come back after a crash
+    checkpoints.observe("c", origin(3))  # back before the next checkpoint: saved afresh, not deleted
+    store = stored(checkpoint(checkpoints), store)
+    assert sorted(store) == ["a", "c"] and checkpoints.restored == 0
+    del fleet.seen["a"]
+    lost = checkpoint(checkpoints)
+    checkpoints.retry(lost)
+    checkpoints.released()  # the partition's new owner may have saved "a" since: not this worker's to delete
+    assert checkpoint(checkpoints) == []
 
 
 def test_a_key_saved_later_in_a_checkpoint_holds_what_it_observed_until_then() -> None:
