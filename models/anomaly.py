@@ -13,11 +13,7 @@
   scores 1: the per-metric thresholds are learnt online, from the extremes of the metric's history.
 
 The score is 0 for the first ``warmup`` values. After a score of at least ``alarm``, the next ``cooldown``
-values are capped just below ``alarm``, so one incident is one alarm and not a run of them. The values that
-reach ``alarm`` are where :class:`~models.service_monitor.ServiceMonitor` pages.
-
-Each value is also placed against the mean and standard deviation of all the values before it
-(``baseline_mean``, ``baseline_std``, ``z``): the yardstick that explains an alarm to whoever is paged.
+values are capped just below ``alarm``, so one incident is one alarm and not a run of them.
 
 Per value it costs a few dict look-ups (about 5 µs); memory is bounded by ``max_contexts``.
 """
@@ -57,16 +53,14 @@ class SeriesAnomaly(Snapshottable):
     cooldown
         Values after an alarm whose score is capped below ``alarm``.
     variance_floor
-        Smallest variance of the averaged surprise (a standard deviation of about 0.03), so a perfectly
-        regular series does not alarm on noise, and a noisy one, whose averaged surprise settles after some
-        10,000 values into a narrow band with a heavy upper tail, does not alarm on that tail.
+        Smallest variance of the averaged surprise, so a perfectly regular series does not alarm on noise.
     max_contexts
         Contexts the Markov model learns; later ones are scored as unseen.
     """
 
     def __init__(self, bins: int = 24, order: int = 2, span: int = 5000, short: int = 10, warmup: int = 300,
                  tolerance: float = 0.02, min_z: float = 0.0, alarm: float = 0.45, cooldown: int = 100,
-                 variance_floor: float = 1e-3, max_contexts: int = 4096) -> None:
+                 variance_floor: float = 1e-4, max_contexts: int = 4096) -> None:
         if min(bins, order, span, short, max_contexts) < 1 or warmup < 0 or cooldown < 0:
             raise ValueError("bins, order, span, short and max_contexts must be >= 1; warmup and cooldown >= 0")
         if tolerance < 0 or min_z < 0 or not 0 < alarm <= 1 or variance_floor <= 0:
@@ -100,9 +94,6 @@ class SeriesAnomaly(Snapshottable):
         self.score = 0.0
         self.surprise = 0.0
         self.out_of_range = False
-        self.baseline_mean = 0.0
-        self.baseline_std = 0.0
-        self.z = 0.0
 
     @property
     def samples(self) -> int:
@@ -117,19 +108,13 @@ class SeriesAnomaly(Snapshottable):
     def update(self, x: float) -> float:
         """Score one value, then learn it; returns the score (also in ``self.score``)."""
         n = self._n = self._n + 1
-        # x against the values before it: mean, standard deviation and z.
-        mean = self.baseline_mean = self._x_mean
-        std = self.baseline_std = math.sqrt(self._x_m2 / (n - 2)) if n > 2 else 0.0
-        dx = x - mean
-        if std > 1e-9 * max(1.0, abs(mean)):
-            self.z = dx / std
-        else:
-            self.z = 0.0 if dx == 0 else math.copysign(1e3, dx)
         lo, hi = self._lo, self._hi
         pad = self.tolerance * (hi - lo) if hi > lo else math.inf
         self.out_of_range = n > self.warmup and (x > hi + pad or x < lo - pad)
-        if self.out_of_range and self.min_z > 0:
-            self.out_of_range = abs(self.z) >= self.min_z
+        if self.out_of_range and self.min_z > 0 and n > 2:
+            std = math.sqrt(self._x_m2 / (n - 2))
+            self.out_of_range = abs(x - self._x_mean) >= self.min_z * std
+        dx = x - self._x_mean
         self._x_mean += dx / n
         self._x_m2 += dx * (x - self._x_mean)
         # Sequence surprise of x after its context, then learn the transition.
@@ -176,7 +161,7 @@ class SeriesAnomaly(Snapshottable):
         score = 1.0 if self.out_of_range else likelihood
         if n <= self.warmup:
             score = 0.0
-        elif n < self._quiet_until and not self.out_of_range:
+        elif n < self._quiet_until:
             score = min(score, self.alarm * 0.999)
         elif score >= self.alarm:
             self._quiet_until = n + 1 + self.cooldown

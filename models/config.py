@@ -42,18 +42,21 @@ class MonitorConfig:
     # label join
     pending_max: int = 50_000
     pending_ttl_s: float = 24 * 3600.0
-    # infrastructure: joint score of a source's metrics (HalfSpaceTrees, evidence), severity of an anomaly
+    # infrastructure anomaly model
     hst_trees: int = 10
     hst_height: int = 8
     hst_window: int = 250
-    anomaly_critical_z: float = 8.0
-    # per-metric anomaly score (models/anomaly.py SeriesAnomaly), the infra_anomaly detector: sequence
-    # likelihood + learnt range; a reading whose score reaches series_alarm is a detection
+    anomaly_threshold: float = 0.85
+    anomaly_persistence: int = 3
+    anomaly_min_z: float = 4.0
+    anomaly_warmup: int = 500
+    anomaly_cooldown: int = 300
+    # per-metric anomaly score (models/anomaly.py SeriesAnomaly): sequence likelihood + learnt range
     series_bins: int = 24
     series_order: int = 2
     series_span: int = 5000
     series_warmup: int = 300
-    series_tolerance: float = 0.025
+    series_tolerance: float = 0.02
     series_min_z: float = 2.0
     series_alarm: float = 0.45
     series_cooldown: int = 100
@@ -108,18 +111,18 @@ class _Bound:
 
 _BOUNDS: tuple[tuple[_Bound, tuple[str, ...]], ...] = (
     (_Bound("in (0, 1)", lambda v: 0 < v < 1),
-     ("drift_delta", "error_confidence", "categorical_alpha", "categorical_min_distance",
+     ("drift_delta", "anomaly_threshold", "error_confidence", "categorical_alpha", "categorical_min_distance",
       "categorical_min_share", "range_min_share", "series_alarm")),
     (_Bound(">= 1", lambda v: v >= 1),
      ("drift_min_samples", "performance_min_samples", "categorical_reference", "categorical_window",
       "max_categories", "error_window", "range_warmup", "schema_warmup", "vanish_after", "max_features",
-      "pending_max", "hst_trees", "hst_height", "hst_window", "series_order",
+      "pending_max", "hst_trees", "hst_height", "hst_window", "anomaly_persistence", "series_order",
       "series_span", "max_metrics", "stale_warmup", "max_keys")),
     (_Bound(">= 2", lambda v: v >= 2), ("series_bins",)),
     (_Bound("> 0", lambda v: v > 0), ("pending_ttl_s",)),
     (_Bound("> 1", lambda v: v > 1), ("stale_factor",)),
     (_Bound(">= 0", lambda v: v >= 0),
      ("drift_min_effect", "drift_cooldown", "latency_min_effect", "error_min_change", "label_min_change",
-      "estimate_min_drop", "range_margin", "anomaly_critical_z", "series_warmup", "series_tolerance",
-      "series_min_z", "series_cooldown", "stale_min_seconds")),
+      "estimate_min_drop", "range_margin", "anomaly_min_z", "anomaly_warmup", "anomaly_cooldown",
+      "series_warmup", "series_tolerance", "series_min_z", "series_cooldown", "stale_min_seconds")),
 )

@@ -14,7 +14,7 @@ from models.snapshot import Snapshottable
 
 
 class _Moments:
-    """Running mean and variance (Welford): a freshness metric's usual data age."""
+    """Running mean and variance (Welford): the per-metric yardstick that explains an anomaly score."""
 
     __slots__ = ("n", "mean", "m2")
 
@@ -33,21 +33,26 @@ class _Moments:
     def std(self) -> float:
         return math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else 0.0
 
+    def z(self, x: float) -> float:
+        std = self.std
+        if std > 1e-9 * max(1.0, abs(self.mean)):
+            return (x - self.mean) / std
+        return 0.0 if x == self.mean else math.copysign(1e3, x - self.mean)
+
 
 class ServiceMonitor(Snapshottable):
     """Scores each new measurement on its own metric's history and against the joint state of all metrics.
 
     Per metric, a :class:`SeriesAnomaly` (sequence likelihood plus the range learnt online) gives the
-    event's ``score`` in [0, 1]. That score is the detector: a reading whose score reaches ``series_alarm``
-    is an ``infra_anomaly`` naming its metric (after ``series_warmup`` readings of that metric, then at most
-    once per ``series_cooldown`` readings of it), so what pages is what ``emlops backtest`` writes for a CSV
-    series and what the NAB benchmark scores.
+    event's ``score`` in [0, 1]: what ``emlops backtest`` writes for a CSV series and what the NAB benchmark
+    measures. Paging is stricter than the score, as below: on stationary noise a metric's new record
+    scores high now and then, and one outlier is not an incident.
 
-    HalfSpaceTrees learns the vector of every metric's latest value, scaled online to [0, 1]. Its joint
-    score (0 while its first windows fill) is worked out only when asked, for a detection's evidence and for
-    :meth:`state`: it tells whether the source as a whole looks unusual or only the one metric. A detection
-    is critical when the value is ``anomaly_critical_z`` standard deviations or more from its metric's mean,
-    a warning otherwise.
+    HalfSpaceTrees sees the vector of every metric's latest value, scaled online to [0, 1]; it scores 0
+    while its first windows fill, so nothing alarms during ``anomaly_warmup``. An alarm needs the score above
+    ``anomaly_threshold`` for ``anomaly_persistence`` consecutive events *and* one metric beyond
+    ``anomaly_min_z`` standard deviations of its own history, which names the metric in the ticket and keeps
+    HST's scale artefacts from paging anyone.
     """
 
     def __init__(self, source: str, source_kind: str = "service", config: MonitorConfig | None = None):
@@ -59,11 +64,15 @@ class ServiceMonitor(Snapshottable):
             n_trees=c.hst_trees, height=c.hst_height, window_size=c.hst_window, seed=c.seed
         )
         self._latest: dict[str, float] = {}
+        self._moments: dict[str, _Moments] = {}
         self._fresh_baseline: dict[str, _Moments] = {}
         self._stale: set[str] = set()
         self._series: dict[str, SeriesAnomaly] = {}
         self.events = 0
         self.score = 0.0
+        self.joint_score = 0.0
+        self._streaks: dict[str, int] = {}
+        self._quiet_until = 0
 
     def observe(self, event: InfraEvent) -> list[Detection]:
         self.events += 1
@@ -79,41 +88,52 @@ class ServiceMonitor(Snapshottable):
         latest[event.metric] = event.value
         self._scaler.learn_one(latest)
         scaled = self._scaler.transform_one(latest)
+        self.joint_score = score = self._hst.score_one(scaled)
         series = self._series.get(event.metric)
-        if series is None and len(self._series) < c.max_metrics:  # beyond the bound: in the joint model only
+        if series is None and len(self._series) < c.max_metrics:
             series = self._series[event.metric] = SeriesAnomaly(
                 bins=c.series_bins, order=c.series_order, span=c.series_span, warmup=c.series_warmup,
                 tolerance=c.series_tolerance, min_z=c.series_min_z, alarm=c.series_alarm, cooldown=c.series_cooldown)
-        score = self.score = series.update(event.value) if series is not None else 0.0
-        # Below the alarm (or capped below it in the cooldown after one): nothing to explain, no joint score.
-        joint = self._hst.score_one(scaled) if score >= c.series_alarm else None
-        self._hst.learn_one(scaled)
-        if series is None or joint is None:
+        self.score = series.update(event.value) if series is not None else 0.0
+        moments = self._moments.get(event.metric)
+        if moments is None:
+            moments = self._moments[event.metric] = _Moments()
+        z = moments.z(event.value)
+        high = score >= c.anomaly_threshold and abs(z) >= c.anomaly_min_z and moments.n >= 30
+        # Persistence counts this metric's own consecutive anomalous readings: one outlier is not an incident.
+        streak = self._streaks[event.metric] = self._streaks.get(event.metric, 0) + 1 if high else 0
+        if not high:
+            # Anomalous values stay out of the model and the yardstick, so a long incident stays visible.
+            self._hst.learn_one(scaled)
+            moments.update(event.value)
+        if self.events < c.anomaly_warmup or self.events < self._quiet_until:
             return None
-        metric, value, z = event.metric, event.value, series.z
+        if streak < c.anomaly_persistence:
+            return None
+        self._quiet_until = self.events + c.anomaly_cooldown
+        severity = Severity.CRITICAL if abs(z) >= 2 * c.anomaly_min_z else Severity.WARNING
+        metric, value, yardstick = event.metric, event.value, moments
         return Detection(
             kind=DetectionKind.INFRA_ANOMALY,
             entity={"source": self.source, "source_kind": self.source_kind, "metric": metric,
                     **({"model": event.model} if event.model else {})},
             score=round(score, 4),
-            severity=Severity.CRITICAL if abs(z) >= c.anomaly_critical_z else Severity.WARNING,
+            severity=severity,
             event_time=event.timestamp,
-            detector="series_anomaly",
+            detector="half_space_trees",
             evidence={
-                "statistic": "series_score",
+                "statistic": "hst_score",
                 "score": round(score, 4),
-                "out_of_range": series.out_of_range,
-                "surprise": round(series.surprise, 4),
-                "joint_score": round(joint, 4),
+                "series_score": round(self.score, 4),
+                "out_of_range": bool(series is not None and series.out_of_range),
                 "metric": metric,
                 "value": value,
-                "baseline_mean": round(series.baseline_mean, 6),
-                "baseline_std": round(series.baseline_std, 6),
+                "baseline_mean": round(yardstick.mean, 6),
+                "baseline_std": round(yardstick.std, 6),
                 "z": round(z, 2),
-                "samples": series.samples - 1,
+                "samples": yardstick.n,
             },
-            summary=(f"{metric} on {self.source} is anomalous: {value:.4g} vs usual {series.baseline_mean:.4g} "
-                     f"(z={z:.1f}{', beyond its range so far' if series.out_of_range else ''})"),
+            summary=f"{metric} on {self.source} is anomalous: {value:.4g} vs usual {yardstick.mean:.4g} (z={z:.1f})",
         )
 
     def _observe_freshness(self, event: InfraEvent) -> Detection | None:
@@ -157,8 +177,7 @@ class ServiceMonitor(Snapshottable):
             "source_kind": self.source_kind,
             "events": self.events,
             "anomaly_score": round(self.score, 4),
-            "joint_anomaly_score": round(self._hst.score_one(self._scaler.transform_one(self._latest)), 4)
-            if self._latest else 0.0,
+            "joint_anomaly_score": round(self.joint_score, 4),
             "metrics": {k: round(v, 6) for k, v in self._latest.items()},
             "stale": sorted(self._stale),
         }

@@ -7,8 +7,7 @@ import random
 import pytest
 
 from models.anomaly import SeriesAnomaly
-from models.config import MonitorConfig
-from models.schema import DetectionKind, InfraEvent
+from models.schema import InfraEvent
 from models.service_monitor import ServiceMonitor
 
 
@@ -32,12 +31,6 @@ def test_a_spike_beyond_the_learnt_range_scores_one():
     assert max(scores[2501:2601]) < series.alarm
 
 
-def test_a_value_beyond_everything_seen_alarms_even_in_the_cooldown():
-    values = noisy(3, 3000)
-    values[2500], values[2550], values[2560] = 100.0, 200.0, 150.0
-    assert [i for i in alarms(values) if i >= 2500] == [2500, 2550]  # 150 is inside the range 200 made
-
-
 def test_scores_are_zero_during_the_warm_up_and_stay_in_0_1():
     values = noisy(1, 2000)
     values[100] = 1e6
@@ -48,7 +41,8 @@ def test_scores_are_zero_during_the_warm_up_and_stay_in_0_1():
 
 
 def test_stationary_gaussian_noise_alarms_rarely_and_reproducibly():
-    # Gaussian noise sets a new record now and then: the score sees it (NAB rewards that).
+    # Gaussian noise sets a new record now and then: the score sees it (NAB rewards that); the paging
+    # rules of ServiceMonitor add a z gate and persistence on top.
     assert alarms(noisy(0, 20_000, 0.0)) == [1771, 11155, 14836]
 
 
@@ -88,29 +82,3 @@ def test_service_monitor_reports_the_metric_score_and_the_joint_score():
     monitor.observe(InfraEvent("api", "cpu", 500.0, 1000.0))
     state = monitor.state()
     assert state["anomaly_score"] >= monitor.config.series_alarm * 0.999 and 0.0 <= state["joint_anomaly_score"] <= 1.0  # (capped if in cooldown)
-
-
-def series_params(c: MonitorConfig) -> dict:
-    return dict(bins=c.series_bins, order=c.series_order, span=c.series_span, warmup=c.series_warmup,
-                tolerance=c.series_tolerance, min_z=c.series_min_z, alarm=c.series_alarm, cooldown=c.series_cooldown)
-
-
-def test_service_monitor_pages_exactly_where_the_series_score_reaches_its_alarm():
-    # What pages is what `emlops backtest` scores and the NAB benchmark measures: per metric, the readings
-    # whose SeriesAnomaly score reaches series_alarm, whatever the other metrics of the source do.
-    rng = random.Random(11)
-    cpu = [rng.gauss(40 if i < 2000 else 52, 2) for i in range(4000)]  # a lasting shift of 6 sd
-    cpu[3000] = 80.0  # and a one-off spike
-    memory = noisy(12, 4000, 60.0)
-    monitor = ServiceMonitor("api")
-    paged: dict[str, list[int]] = {"cpu": [], "memory": []}
-    for i in range(4000):
-        for metric, values in (("cpu", cpu), ("memory", memory)):
-            for d in monitor.observe(InfraEvent("api", metric, values[i], float(i))):
-                assert d.kind == DetectionKind.INFRA_ANOMALY and d.entity["metric"] == metric
-                assert d.score == d.evidence["score"] >= monitor.config.series_alarm
-                paged[metric].append(i)
-    expected = {metric: alarms(values, **series_params(monitor.config))
-                for metric, values in (("cpu", cpu), ("memory", memory))}
-    assert paged == expected
-    assert 3000 in paged["cpu"] and any(2000 <= i < 2010 for i in paged["cpu"])
