@@ -288,8 +288,11 @@ class ModelMonitor(Snapshottable):
             finite = np.isfinite(numbers)
             missing = len(numbers) - int(finite.sum())
             features, numbers, full = features[finite], numbers[finite], False
-        last = self._last[features]
-        self._last[features] = numbers
+        if full:  # every feature, in order: whole arrays rather than gathers and scatters
+            last, self._last = self._last, numbers
+        else:
+            last = self._last[features]
+            self._last[features] = numbers
         steps = np.abs(numbers - last)
         if full and isfinite(np.add.reduce(steps)):  # (no step before a feature's first value: NaN)
             both = np.empty(2 * len(numbers))
@@ -325,10 +328,13 @@ class ModelMonitor(Snapshottable):
         # Ranges: a value within its watch's quiet range is only counted (in ``_range_passed`` until the
         # watch is next called); the others go to their watch.
         low, high = self._range_quiet
-        inside = (low[features] <= numbers) & (numbers <= high[features])
-        if np.logical_and.reduce(inside):
-            self._range_passed[features] += 1
-            return missing
+        if full:
+            inside = (low <= numbers) & (numbers <= high)
+            if np.logical_and.reduce(inside):
+                self._range_passed += 1
+                return missing
+        else:
+            inside = (low[features] <= numbers) & (numbers <= high[features])
         self._range_passed[features[inside]] += 1
         outside = ~inside
         for k, value in zip(features[outside].tolist(), numbers[outside].tolist()):
