@@ -34,6 +34,7 @@ def _numeric(value: Scalar) -> float | None:
     return None
 
 
+_TOGETHER_FROM = 16  # numeric features from which a model's values are learnt together (numpy), measured
 _MAX_LAYOUTS = 64  # key sets remembered per model version; more (a feature set that keeps changing) start over
 _NUMBER_TYPES = frozenset((float, int, bool, type(None)))
 
@@ -281,27 +282,16 @@ class ModelMonitor(Snapshottable):
 
     def _observe_numbers(self, layout: _Layout, numbers: np.ndarray, t: float,
                          placed: list[tuple[int, int, Detection]]) -> int:
-        """The numeric values (NaN where missing): mean, spread and range; returns how many were missing."""
-        features, full = layout.features, layout.ordered and len(layout.features) == len(self._ranges)
-        missing = 0
-        if not isfinite(np.add.reduce(numbers)):  # a NaN or an infinity somewhere (or a sum too large: no harm)
-            finite = np.isfinite(numbers)
-            missing = len(numbers) - int(finite.sum())
-            features, numbers, full = features[finite], numbers[finite], False
-        if full:  # every feature, in order: whole arrays rather than gathers and scatters
-            last, self._last = self._last, numbers
+        """The numeric values (NaN where missing): mean, spread and range; returns how many were missing.
+
+        Together (numpy, :class:`MeanShiftBank`) for a model with many numeric features; one by one, as
+        plain floats, below ``_TOGETHER_FROM``, where numpy's cost per call outweighs the calls it saves.
+        Either way the monitors end in the same state (``test_monitors`` runs both on the same events).
+        """
+        if len(self._ranges) >= _TOGETHER_FROM:
+            missing, shifts, outs = self._numbers_together(layout, numbers)
         else:
-            last = self._last[features]
-            self._last[features] = numbers
-        steps = np.abs(numbers - last)
-        if full and isfinite(np.add.reduce(steps)):  # (no step before a feature's first value: NaN)
-            both = np.empty(2 * len(numbers))
-            both[0::2], both[1::2] = numbers, steps
-            shifts = self._bank.update(both)
-        else:
-            has_step = last == last
-            columns = np.concatenate((2 * features, 2 * features[has_step] + 1))
-            shifts = self._bank.update(np.concatenate((numbers, steps[has_step])), columns)
+            missing, shifts, outs = self._numbers_one_by_one(layout.features.tolist(), numbers.tolist())
         for column, shift in shifts:
             k, is_spread = divmod(column, 2)
             name = self._feature_names[k]
@@ -325,6 +315,52 @@ class ModelMonitor(Snapshottable):
                 )
                 detection.evidence["statistic"] = "adwin_spread_shift"
                 placed.append((layout.where[k], 1, detection))
+        for k, out in outs:
+            placed.append((layout.where[k], 2, self._out_of_range(self._feature_names[k], out, t)))
+        return missing
+
+    def _numbers_one_by_one(self, features: list[int], values: list[float]
+                            ) -> tuple[int, list[tuple[int, Shift]], list[tuple[int, OutOfRange]]]:
+        missing, shifts, outs = 0, [], []
+        bank, last, low, high = self._bank, self._last, *self._range_quiet
+        for k, value in zip(features, values):
+            if not isfinite(value):
+                missing += 1
+                continue
+            before = float(last[k])
+            last[k] = value
+            if (shift := bank.update_one(2 * k, value)) is not None:
+                shifts.append((2 * k, shift))
+            if before == before and (shift := bank.update_one(2 * k + 1, abs(value - before))) is not None:
+                shifts.append((2 * k + 1, shift))
+            watch = self._ranges_caught_up(k) if self._range_passed[k] else self._ranges[k]
+            if (out := watch.update(value)) is not None:
+                outs.append((k, out))
+            low[k], high[k] = watch.quiet_range
+        return missing, shifts, outs
+
+    def _numbers_together(self, layout: _Layout, numbers: np.ndarray
+                          ) -> tuple[int, list[tuple[int, Shift]], list[tuple[int, OutOfRange]]]:
+        features, full = layout.features, layout.ordered and len(layout.features) == len(self._ranges)
+        missing = 0
+        if not isfinite(np.add.reduce(numbers)):  # a NaN or an infinity somewhere (or a sum too large: no harm)
+            finite = np.isfinite(numbers)
+            missing = len(numbers) - int(finite.sum())
+            features, numbers, full = features[finite], numbers[finite], False
+        if full:  # every feature, in order: whole arrays rather than gathers and scatters
+            last, self._last = self._last, numbers
+        else:
+            last = self._last[features]
+            self._last[features] = numbers
+        steps = np.abs(numbers - last)
+        if full and isfinite(np.add.reduce(steps)):  # (no step before a feature's first value: NaN)
+            both = np.empty(2 * len(numbers))
+            both[0::2], both[1::2] = numbers, steps
+            shifts = self._bank.update(both)
+        else:
+            has_step = last == last
+            columns = np.concatenate((2 * features, 2 * features[has_step] + 1))
+            shifts = self._bank.update(np.concatenate((numbers, steps[has_step])), columns)
         # Ranges: a value within its watch's quiet range is only counted (in ``_range_passed`` until the
         # watch is next called); the others go to their watch.
         low, high = self._range_quiet
@@ -332,18 +368,18 @@ class ModelMonitor(Snapshottable):
             inside = (low <= numbers) & (numbers <= high)
             if np.logical_and.reduce(inside):
                 self._range_passed += 1
-                return missing
+                return missing, shifts, []
         else:
             inside = (low[features] <= numbers) & (numbers <= high[features])
         self._range_passed[features[inside]] += 1
         outside = ~inside
+        outs = []
         for k, value in zip(features[outside].tolist(), numbers[outside].tolist()):
             watch = self._ranges_caught_up(k)
-            out = watch.update(value)
+            if (out := watch.update(value)) is not None:
+                outs.append((k, out))
             low[k], high[k] = watch.quiet_range
-            if out is not None:
-                placed.append((layout.where[k], 2, self._out_of_range(self._feature_names[k], out, t)))
-        return missing
+        return missing, shifts, outs
 
     def _ranges_caught_up(self, k: int | None = None) -> RangeWatch:
         """Range watch ``k`` (every one if None) with the values it passed counted."""

@@ -380,6 +380,14 @@ class MeanShiftBank:
     def mean(self, column: int) -> float:
         return float(self._recent[column]) if self._in[column] else self.signals[column].mean
 
+    def update_one(self, j: int, x: float) -> Shift | None:
+        """Learn ``x`` in signal ``j`` alone, as its own ``update`` does (it leaves the bank if it was in)."""
+        if j not in self._outside:
+            self._write_back(np.array([j]))
+            self._in[j] = False
+            self._outside.add(j)
+        return self.signals[j].update(x)
+
     def _enter(self, j: int) -> None:
         signal = self.signals[j]
         self._n[j], self._pending[j] = signal._samples, signal._pending_until

@@ -432,3 +432,22 @@ def test_a_monitor_finds_the_same_whether_it_places_features_from_its_layouts_or
             ("data_quality", "out_of_range")} <= kinds
     assert found_cached == found_fresh
     assert cached.state() == fresh.state() and cached.unwatched_features > 0
+
+
+def test_a_model_learns_its_numeric_values_together_or_one_by_one_to_the_same_end(monkeypatch):
+    """Models with many numeric features learn them together (numpy), the others one by one: both ways must
+    give the same detections and state, also for a model that crosses from one to the other."""
+    import models.model_monitor as model_monitor
+
+    events = _ragged_events(4, 3000)
+    config = MonitorConfig(max_features=7, drift_min_samples=100, range_warmup=200)
+    runs = []
+    for together_from in (10**9, 0, None):  # one by one, together, and switching every 250 events
+        monitor, found = ModelMonitor("m", "1", config=config), []
+        for i, event in enumerate(events):
+            monkeypatch.setattr(model_monitor, "_TOGETHER_FROM",
+                                together_from if together_from is not None else (0 if i // 250 % 2 else 10**9))
+            found += [d.to_dict() for d in monitor.observe_prediction(event)]
+        runs.append((found, monitor.state(), monitor.snapshot()))
+    assert len(runs[0][0]) > 5
+    assert runs[0] == runs[1] == runs[2]  # the snapshots too, byte for byte
