@@ -110,7 +110,8 @@ class ModelMonitor(Snapshottable):
         self._bank = MeanShiftBank()
         self._ranges: list[RangeWatch] = []
         self._range_passed = np.zeros(0, np.int64)
-        self._range_quiet = (np.zeros(0), np.zeros(0))  # each range watch's quiet_range: low and high
+        # Each range watch's quiet_range (low and high), while values are learnt together; None one by one.
+        self._range_quiet: tuple[np.ndarray, np.ndarray] | None = None
         self._last = np.zeros(0)
         self._layouts: dict[tuple[str, ...], _Layout] = {}
         self._mean_alarm: dict[str, int] = {}
@@ -166,8 +167,7 @@ class ModelMonitor(Snapshottable):
         self.__dict__.update(state)
         self._layouts = {}
         self._range_passed = np.zeros(len(self._ranges), np.int64)
-        quiet = [watch.quiet_range for watch in self._ranges]
-        self._range_quiet = (np.array([q[0] for q in quiet]), np.array([q[1] for q in quiet]))
+        self._range_quiet = None
 
     def _categorical(self) -> CategoryShift:
         c = self.config
@@ -321,8 +321,11 @@ class ModelMonitor(Snapshottable):
 
     def _numbers_one_by_one(self, features: list[int], values: list[float]
                             ) -> tuple[int, list[tuple[int, Shift]], list[tuple[int, OutOfRange]]]:
+        if self._range_quiet is not None:  # until now learnt together: the counts go to their watches
+            self._ranges_caught_up()
+            self._range_quiet = None
         missing, shifts, outs = 0, [], []
-        bank, last, low, high = self._bank, self._last, *self._range_quiet
+        bank, last, ranges = self._bank, self._last, self._ranges
         for k, value in zip(features, values):
             if not isfinite(value):
                 missing += 1
@@ -333,10 +336,8 @@ class ModelMonitor(Snapshottable):
                 shifts.append((2 * k, shift))
             if before == before and (shift := bank.update_one(2 * k + 1, abs(value - before))) is not None:
                 shifts.append((2 * k + 1, shift))
-            watch = self._ranges_caught_up(k) if self._range_passed[k] else self._ranges[k]
-            if (out := watch.update(value)) is not None:
+            if (out := ranges[k].update(value)) is not None:
                 outs.append((k, out))
-            low[k], high[k] = watch.quiet_range
         return missing, shifts, outs
 
     def _numbers_together(self, layout: _Layout, numbers: np.ndarray
@@ -363,6 +364,9 @@ class ModelMonitor(Snapshottable):
             shifts = self._bank.update(np.concatenate((numbers, steps[has_step])), columns)
         # Ranges: a value within its watch's quiet range is only counted (in ``_range_passed`` until the
         # watch is next called); the others go to their watch.
+        if self._range_quiet is None:
+            quiet = [watch.quiet_range for watch in self._ranges]
+            self._range_quiet = (np.array([q[0] for q in quiet]), np.array([q[1] for q in quiet]))
         low, high = self._range_quiet
         if full:
             inside = (low <= numbers) & (numbers <= high)
@@ -424,8 +428,9 @@ class ModelMonitor(Snapshottable):
         self._ranges.append(RangeWatch(self.config.range_warmup, self.config.range_margin,
                                        min_share=self.config.range_min_share))
         self._range_passed = np.append(self._range_passed, 0)
-        self._range_quiet = tuple(np.append(bound, value) for bound, value in
-                                  zip(self._range_quiet, self._ranges[-1].quiet_range))
+        if self._range_quiet is not None:
+            low, high = self._ranges[-1].quiet_range
+            self._range_quiet = (np.append(self._range_quiet[0], low), np.append(self._range_quiet[1], high))
         self._last = np.append(self._last, math.nan)
         return k
 
