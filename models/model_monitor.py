@@ -64,7 +64,7 @@ class _Layout:
     def numbers(self, values: list[Scalar]) -> np.ndarray | None:
         """The numeric values as floats, NaN where missing; None if a value is not of the kind placed here."""
         for p, _ in self.categories:
-            if values[p].__class__ is not str:
+            if not isinstance(values[p], str):
                 return None
         for p in self.absent:
             if not _missing(values[p]):
