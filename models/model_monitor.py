@@ -406,7 +406,10 @@ class ModelMonitor(Snapshottable):
             if isinstance(raw, str):
                 if name not in self._categories and self._room():
                     self._categories[name] = self._categorical()
-                (categories.append((p, name)) if name in self._categories else unwatched.append((p, True)))
+                if name in self._categories:
+                    categories.append((p, name))
+                else:
+                    unwatched.append((p, True))
                 continue
             k = self._feature_index.get(name)
             if k is None and _numeric(raw) is not None:
