@@ -339,7 +339,7 @@ class MeanShiftBank:
         self._arrays()
 
     def __getstate__(self) -> dict:
-        self._write_back(np.flatnonzero(self._in))
+        self._write_back(self._inside())
         return {"signals": self.signals}
 
     def __setstate__(self, state: dict) -> None:
@@ -349,7 +349,6 @@ class MeanShiftBank:
     def _arrays(self) -> None:
         k = len(self.signals)
         lag = self.signals[0].lag if k else 1
-        self._in = np.zeros(k, bool)
         self._outside = set(range(k))  # the signals whose state is their own, not the arrays'
         self._n = np.zeros(k, np.int64)
         self._pending = np.zeros(k, np.int64)
@@ -369,22 +368,24 @@ class MeanShiftBank:
         """A new signal (out of the bank until its first update); returns its column."""
         if self.signals and (signal.lag, signal._alpha) != (self.signals[0].lag, self.signals[0]._alpha):
             raise ValueError("a bank's signals share lag and recent span")
-        self._write_back(np.flatnonzero(self._in))
+        self._write_back(self._inside())
         self.signals.append(signal)
         self._arrays()
         return len(self.signals) - 1
 
     def samples(self, column: int) -> int:
-        return int(self._n[column]) if self._in[column] else self.signals[column].samples
+        return self.signals[column].samples if column in self._outside else int(self._n[column])
 
     def mean(self, column: int) -> float:
-        return float(self._recent[column]) if self._in[column] else self.signals[column].mean
+        return self.signals[column].mean if column in self._outside else float(self._recent[column])
+
+    def _inside(self) -> list[int]:
+        return [j for j in range(len(self.signals)) if j not in self._outside]
 
     def update_one(self, j: int, x: float) -> Shift | None:
         """Learn ``x`` in signal ``j`` alone, as its own ``update`` does (it leaves the bank if it was in)."""
         if j not in self._outside:
-            self._write_back(np.array([j]))
-            self._in[j] = False
+            self._write_back([j])
             self._outside.add(j)
         return self.signals[j].update(x)
 
@@ -395,12 +396,11 @@ class MeanShiftBank:
         self._ref_mean[j], self._ref_m2[j] = signal._ref_mean, signal._ref_m2
         self._held[j] = np.frombuffer(signal._held)
         self._windows[j] = signal._window
-        self._in[j] = True
         self._outside.discard(j)
         self._joining = False
 
-    def _write_back(self, columns: np.ndarray) -> None:
-        for j in columns.tolist():
+    def _write_back(self, columns: list[int]) -> None:
+        for j in columns:
             signal = self.signals[j]
             signal._samples, signal._recent_mean = int(self._n[j]), float(self._recent[j])
             signal._ref_n, signal._ref_mean = int(self._ref_n[j]), float(self._ref_mean[j])
@@ -426,8 +426,7 @@ class MeanShiftBank:
             if j not in outside:
                 if not (fired[i] if fired is not None else self._windows[j].update(values[i])):
                     continue
-                self._write_back(np.array([j]))
-                self._in[j] = False
+                self._write_back([j])
                 outside.add(j)
                 shift = signal._fired(signal._samples, values[i])
             else:
@@ -459,7 +458,9 @@ class MeanShiftBank:
         # Once each settled signal is ``lag`` values past its last change, the oldest held value joins the
         # reference at every update (and keeps doing so until a signal leaves the bank).
         if not self._joining:
-            inside = self._in if columns is None else self._in[columns]
+            outside = self._outside
+            inside = np.array([j not in outside for j in (range(len(n)) if columns is None else columns.tolist())],
+                              dtype=bool)
             joins = n - lag > (self._pending if columns is None else self._pending[columns])
             self._joining = columns is None and bool(joins[inside].all())
         else:
