@@ -247,9 +247,8 @@ class ModelMonitor(Snapshottable):
     def _observe_features(self, features: dict[str, Scalar], t: float) -> tuple[list[Detection], int]:
         """Every feature value of one prediction; returns the detections and how many values were missing.
 
-        The numeric values go to the monitors as one array (see :class:`MeanShiftBank`), placed by the
-        event's layout: which feature each key is, kept per key set, since a model's events mostly carry the
-        same features in the same order.
+        The values are placed by the event's layout: which feature each key is, kept per key set, since a
+        model's events mostly carry the same features in the same order.
         """
         values = list(features.values())
         keys = tuple(features)

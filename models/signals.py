@@ -458,11 +458,11 @@ class MeanShiftBank:
         # Once each settled signal is ``lag`` values past its last change, the oldest held value joins the
         # reference at every update (and keeps doing so until a signal leaves the bank).
         if not self._joining:
-            outside = self._outside
-            inside = np.array([j not in outside for j in (range(len(n)) if columns is None else columns.tolist())],
-                              dtype=bool)
             joins = n - lag > (self._pending if columns is None else self._pending[columns])
-            self._joining = columns is None and bool(joins[inside].all())
+            if columns is None:  # do all signals in the bank join now? (those outside do not count)
+                joining = joins.copy()
+                joining[list(self._outside)] = True
+                self._joining = bool(joining.all())
         else:
             joins = None
         if joins is None or joins.all():
