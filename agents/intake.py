@@ -42,9 +42,11 @@ log = logging.getLogger(__name__)
 # Extra input topics speak other formats (configuration file [[inputs]]); their adapters translate each
 # message into native events (none while half of a request/response pair waits, several for a batch).
 input_adapters = build_input_adapters(settings)
-# Events observed between two turns of the event loop (about 5 ms of monitors): the routing agents and the
-# web views share the loop, and a ticket takes several turns, each behind a whole batch otherwise.
-YIELD_EVERY = 25
+# The longest stretch of monitoring between two turns of the event loop. The routing agent and the web views
+# share the loop, and a detection takes several turns to become a ticket (Faust's consumer thread hands it
+# over, the agent routes it, the producer sends the revision), each behind one such stretch; a count of
+# events instead would make that wait grow with the cost of an event.
+YIELD_AFTER_S = 0.001
 SAVE_SLICE_S = 0.01  # snapshots taken between two batches (at least one)
 
 
@@ -124,7 +126,9 @@ class Intake(Service):
     async def on_start(self) -> None:
         options = settings.kafka_client_options()
         # Long enough to ride out a broker outage: a checkpoint waits for its writes rather than lose them.
-        self._producer = AIOKafkaProducer(**options, acks="all", linger_ms=5, request_timeout_ms=300_000,
+        # No linger: a detection is waited for, and a checkpoint's burst of snapshots still shares requests
+        # while an earlier one is in flight.
+        self._producer = AIOKafkaProducer(**options, acks="all", linger_ms=0, request_timeout_ms=300_000,
                                           max_request_size=CHECKPOINT_MAX_BYTES)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
@@ -169,13 +173,15 @@ class Intake(Service):
     # --- the batch ---------------------------------------------------------------------------------------
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        turn_ends = time.perf_counter() + YIELD_AFTER_S
         for tp, records in batch.items():
             fleet = self._by_topic[tp.topic]
             adapter = input_adapters.get(tp.topic)
             observe = fleet.watcher.observe
-            for n, record in enumerate(records, 1):
-                if n % YIELD_EVERY == 0:
+            for record in records:
+                if time.perf_counter() >= turn_ends:
                     await asyncio.sleep(0)
+                    turn_ends = time.perf_counter() + YIELD_AFTER_S
                 found: list[Detection] = []
                 try:
                     if adapter is None:

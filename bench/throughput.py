@@ -267,6 +267,7 @@ class Plan:
     latency_s: float
     memory_args: list[str]
     out: Path
+    latency_at: float = 0.0  # events/s: run only the latency phase, at this rate
 
 
 class Bench:
@@ -584,6 +585,11 @@ class Bench:
         self.results["runs"] = runs
         try:
             self.note_load("start")
+            if self.plan.latency_at:  # only the latency phase, at a given rate (to work on the latency alone)
+                self.results["latency"] = await self.phase(
+                    f"latency only: {self.plan.latency_at:,.0f} events/s for {self.plan.latency_s:.0f} s",
+                    "latency", self.latency(self.plan.latency_at, admin))
+                return self.results
             ends = await self.produce_backlog(admin)
             topics = sorted({tp.topic for tp in ends})
             runs["raw"] = await self.phase("1/7 raw aiokafka", "raw", asyncio.to_thread(self.raw, topics, False))
@@ -658,6 +664,30 @@ def _rate(run: Run | None) -> float:
     return run.rate if run is not None and run.rate > 0 else NAN
 
 
+def latency_lines(lat: dict[str, Any] | None, paced: str, failures: dict[str, str]) -> Iterator[str]:
+    if lat is None:
+        yield f"latency: not measured ({failures.get('latency', 'no single-worker rate to pace at')})"
+        return
+    lats = lat["latencies_ms"]
+    p50, p99 = percentile(lats, 50), percentile(lats, 99)
+    yield (f"latency: event produce time -> ticket revision timestamp on incidents, at {lat['rate']:,.0f} "
+           f"events/s ({paced}), {lat['produced']:,} events, {lat['incidents_injected']} incidents injected:")
+    yield (f"         p50 {p50:.0f} ms, p90 {percentile(lats, 90):.0f} ms, p99 {p99:.0f} ms, max "
+           f"{max(lats) if lats else NAN:.0f} ms over {lat['samples']} detection-caused revisions "
+           f"(of {lat['revisions']} revisions); consumer lag at the end of production {lat['lag_at_end']:,} "
+           f"events, 8 s later {lat['lag_after_8s']:,} (committed offsets); the worker used "
+           f"{lat['worker_cores']:.2f} cores")
+    if lat["intake_ms"]:
+        yield (f"         split: event -> detection on the detections topic p50 "
+               f"{percentile(lat['intake_ms'], 50):.0f} / p99 {percentile(lat['intake_ms'], 99):.0f} ms; "
+               f"detection -> ticket p50 {percentile(lat['routing_ms'], 50):.0f} / p99 "
+               f"{percentile(lat['routing_ms'], 99):.0f} ms")
+    if lat["lag_at_end"] > 2 * lat["rate"]:
+        yield (f"         the worker fell behind (more than 2 s of input unprocessed when production ended): it got "
+               f"{lat['worker_cores']:.2f} cores, so these latencies measure its backlog, not its hot path")
+    yield "         targets: p50 <= 20 ms, p99 <= 250 ms"
+
+
 def report(results: dict[str, Any], plan: Plan, broker: str) -> Iterator[str]:
     runs: dict[str, Run | None] = results["runs"]
     failures: dict[str, str] = results.get("failures", {})
@@ -706,29 +736,8 @@ def report(results: dict[str, Any], plan: Plan, broker: str) -> Iterator[str]:
     yield (f"ratios: emlops / naive Faust = {ratio_faust:.2f}x (target >= 5x); emlops / raw aiokafka = "
            f"{worker_rate / raw_rate:.3f}; two workers / one = {ratio_two:.2f}x (target >= 1.7x)")
     lat = results.get("latency")
-    p99 = NAN
-    if lat is None:
-        yield f"latency: not measured ({failures.get('latency', 'no single-worker rate to pace at')})"
-    else:
-        lats = lat["latencies_ms"]
-        p50, p99 = percentile(lats, 50), percentile(lats, 99)
-        yield (f"latency: event produce time -> ticket revision timestamp on incidents, at {lat['rate']:,.0f} "
-               f"events/s (half of {worker_rate:,.0f}), {lat['produced']:,} events, {lat['incidents_injected']} "
-               "incidents injected:")
-        yield (f"         p50 {p50:.0f} ms, p90 {percentile(lats, 90):.0f} ms, p99 {p99:.0f} ms, max "
-               f"{max(lats) if lats else NAN:.0f} ms over {lat['samples']} detection-caused revisions "
-               f"(of {lat['revisions']} revisions); consumer lag at the end of production {lat['lag_at_end']:,} "
-               f"events, 8 s later {lat['lag_after_8s']:,} (committed offsets); the worker used "
-               f"{lat['worker_cores']:.2f} cores")
-        if lat["intake_ms"]:
-            yield (f"         split: event -> detection on the detections topic p50 "
-                   f"{percentile(lat['intake_ms'], 50):.0f} / p99 {percentile(lat['intake_ms'], 99):.0f} ms; "
-                   f"detection -> ticket p50 {percentile(lat['routing_ms'], 50):.0f} / p99 "
-                   f"{percentile(lat['routing_ms'], 99):.0f} ms")
-        if lat["lag_at_end"] > 2 * lat["rate"]:
-            yield (f"         the worker fell behind (more than 2 s of input unprocessed when production ended): it got "
-                   f"{lat['worker_cores']:.2f} cores, so these latencies measure its backlog, not its hot path")
-        yield "         targets: p50 <= 20 ms, p99 <= 250 ms"
+    p99 = percentile(lat["latencies_ms"], 99) if lat is not None else NAN
+    yield from latency_lines(lat, f"half of {worker_rate:,.0f}", failures)
     mem = results.get("memory")
     if mem is None:
         yield f"memory: not measured ({failures.get('memory', '')})"
@@ -781,6 +790,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=None, help="events pre-produced (default 200,000; quick 60,000)")
     parser.add_argument("--quick", action="store_true", help="a short smoke run (~3 minutes)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the bench topics (EMLOPS_PARTITIONS)")
+    parser.add_argument("--latency-at", type=float, default=0.0, metavar="EVENTS_PER_S",
+                        help="run only the latency phase, fed at this rate")
     parser.add_argument("--out", type=Path, default=None, help="logs, profile and results (default: a temp dir)")
     args = parser.parse_args()
     quick = args.quick
@@ -795,6 +806,7 @@ def main() -> int:
         memory_args=(["--models", "10", "--events", "520", "--services", "20", "--service-events", "300"] if quick
                      else ["--models", "24", "--events", "520", "--services", "24", "--service-events", "300"]),
         out=out,
+        latency_at=args.latency_at,
     )
     started = time.monotonic()
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -821,7 +833,10 @@ def main() -> int:
     if results.get("profile") is not None:
         serialisable["profile"] = vars(results["profile"])
     results_path.write_text(json.dumps(serialisable, indent=1, default=str))
-    lines = list(report(results, plan, broker_text))
+    if plan.latency_at:
+        lines = list(latency_lines(results.get("latency"), "given", results["failures"]))
+    else:
+        lines = list(report(results, plan, broker_text))
     print(f"command:  python bench/throughput.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"took:     {time.monotonic() - started:.0f} s; logs, profile and results.json in {out}")
     for line in lines:
