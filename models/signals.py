@@ -331,7 +331,8 @@ class MeanShiftBank:
     windows are still called one by one (through ``map``, without a Python frame). A signal that ADWIN
     fires on leaves the bank and runs its own ``update`` until it is settled again.
 
-    The signals are the state: a snapshot pickles them (written back first), not the bank's arrays.
+    The signals are the state: a snapshot pickles them (with what they learnt in the bank), not the bank's
+    arrays.
     """
 
     def __init__(self) -> None:
@@ -339,8 +340,13 @@ class MeanShiftBank:
         self._arrays()
 
     def __getstate__(self) -> dict:
-        self._write_back(self._inside())
-        return {"signals": self.signals}
+        # Copies of the signals in the bank, with their state: the signals themselves keep no held values
+        # while in it (that would be a second copy of the largest part of their state).
+        signals = list(self.signals)
+        for j in self._inside():
+            signal = signals[j] = object.__new__(MeanShift)
+            signal.__dict__ = {**self.signals[j].__dict__, **self._state(j)}
+        return {"signals": signals}
 
     def __setstate__(self, state: dict) -> None:
         self.signals = state["signals"]
@@ -395,16 +401,20 @@ class MeanShiftBank:
         self._recent[j], self._ref_n[j] = signal._recent_mean, signal._ref_n
         self._ref_mean[j], self._ref_m2[j] = signal._ref_mean, signal._ref_m2
         self._held[j] = np.frombuffer(signal._held)
+        signal._held = None  # the bank's row is the only copy until the signal leaves
         self._windows[j] = signal._window
         self._outside.discard(j)
         self._joining = False
 
     def _write_back(self, columns: list[int]) -> None:
         for j in columns:
-            signal = self.signals[j]
-            signal._samples, signal._recent_mean = int(self._n[j]), float(self._recent[j])
-            signal._ref_n, signal._ref_mean = int(self._ref_n[j]), float(self._ref_mean[j])
-            signal._ref_m2, signal._held = float(self._ref_m2[j]), array("d", self._held[j].tobytes())
+            self.signals[j].__dict__.update(self._state(j))
+
+    def _state(self, j: int) -> dict:
+        """What signal ``j`` learnt in the bank, as the fields of its own state."""
+        return {"_samples": int(self._n[j]), "_recent_mean": float(self._recent[j]), "_ref_n": int(self._ref_n[j]),
+                "_ref_mean": float(self._ref_mean[j]), "_ref_m2": float(self._ref_m2[j]),
+                "_held": array("d", self._held[j].tobytes())}
 
     def update(self, x: np.ndarray, columns: np.ndarray | None = None) -> list[tuple[int, Shift]]:
         """Learn ``x[i]`` in signal ``columns[i]`` (every signal, in order, when ``columns`` is None);
