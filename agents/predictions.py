@@ -5,10 +5,11 @@ from __future__ import annotations
 from agents.checkpoints import Checkpointed
 from agents.intake import intake
 from app.faust_app import settings
+from app.topics import MODEL_FLEET
 from models.fleet import ModelFleet
 from models.schema import decode_prediction_topic
 
 fleet = ModelFleet(settings.monitor, settings.model_monitors)
 watcher = Checkpointed(fleet, lambda event: event.model, max_keys=settings.monitor.max_keys)
-intake.add("model", [settings.topics.predictions, *settings.extra_inputs("predictions")],
+intake.add(MODEL_FLEET, [settings.topics.predictions, *settings.extra_inputs("predictions")],
            decode_prediction_topic, watcher)

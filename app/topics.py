@@ -36,7 +36,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 # One key's monitors, compressed, in one message: far above what 1,000 features need.
 CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024
-FLEETS = ("model", "source")  # whose monitor state the intake checkpoints (agents/intake.py)
+# Whose monitor state the intake checkpoints (agents/predictions.py, agents/infrastructure.py): named here so
+# their state topics are declared before the agents register.
+MODEL_FLEET, SOURCE_FLEET = FLEETS = ("model", "source")
 
 
 def state_topic(settings: Settings, fleet: str) -> str:

@@ -38,6 +38,7 @@ from agents.web.queries import IncidentFilter, merge, select, silence_view
 from agents.web.series import SeriesStore
 from app.faust_app import app, incidents_table, settings, silences_table
 from app.kafka_access import _AUTH_KEYS, _servers
+from app.topics import MODEL_FLEET, SOURCE_FLEET
 from models import codec
 from models.schema import ActionKind, InvalidEvent, OperatorAction, Silence
 
@@ -180,7 +181,7 @@ class _ReliabilityGauges:
                                 "(at most monitor pending_max per model).", value=predictions.fleet.pending_labels())
         unacked = GaugeMetricFamily("emlops_unacked_events", "Input events processed since the last checkpoint "
                                     "saved their effects (a crash reads them again), by agent.", labels=["agent"])
-        for name, fleet in (("predictions", "model"), ("infrastructure", "source")):
+        for name, fleet in (("predictions", MODEL_FLEET), ("infrastructure", SOURCE_FLEET)):
             unacked.add_metric([name], intake.fleets[fleet].unsaved)
         yield unacked
         keys = CounterMetricFamily("emlops_checkpoint_keys", "Monitor snapshots saved, keys restored from one, "
