@@ -8,7 +8,6 @@ import json
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from app.settings import Settings
 from app.topics import ensure_topics
 from app.worker_process import WorkerProcess
 from models import codec
+from tests.brokers import worker_env
 
 TOKEN = "it-token-8d1f0c"
 
@@ -100,23 +100,16 @@ def ops_workers(bootstrap: str, work: Path, count: int = 1, env: Mapping[str, st
                 token: str | None = TOKEN) -> Iterator[Cluster]:
     """``count`` workers of one app on their own topics, each with its web server on a free port; yields
     once every worker is ready and (with several) every worker sees all of them."""
-    run = uuid.uuid4().hex[:8]
-    base = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "EMLOPS_APP_ID": f"emlops-ops-{run}",
-        "EMLOPS_TOPIC_PREFIX": f"emlops-ops-{run}.",
-        "EMLOPS_TICK_INTERVAL_S": "1",
-        "EMLOPS_API_TOKEN": token or "",
-        **(env or {}),
-    }
+    base = worker_env(bootstrap, "ops", work / "data0",
+                      **{"EMLOPS_TICK_INTERVAL_S": "1", "EMLOPS_API_TOKEN": token or "", **(env or {})})
     settings = Settings.from_env(base)
     asyncio.run(ensure_topics(settings))
     urls, workers = [], []
     with ExitStack() as stack:
         for i in range(count):
             port = free_port()
-            worker_env = {**base, "EMLOPS_WEB_PORT": str(port), "EMLOPS_DATA_DIR": str(work / f"data{i}")}
-            workers.append(stack.enter_context(WorkerProcess(worker_env, work / f"worker{i}.log")))
+            one = {**base, "EMLOPS_WEB_PORT": str(port), "EMLOPS_DATA_DIR": str(work / f"data{i}")}  # same app
+            workers.append(stack.enter_context(WorkerProcess(one, work / f"worker{i}.log")))
             urls.append(f"http://127.0.0.1:{port}")
         cluster = Cluster(settings, urls, workers)
 

@@ -29,6 +29,7 @@ from app.settings import Settings
 from app.topics import ensure_topics
 from app.worker_process import WorkerProcess
 from models import codec
+from tests.brokers import worker_env
 from tests.integration.kafka_io import read_until, tickets
 
 KSERVE_REQUEST, KSERVE_RESPONSE = "org.kubeflow.serving.inference.request", "org.kubeflow.serving.inference.response"
@@ -133,15 +134,7 @@ type = "alertmanager"
 url = "{hook}/gone"
 route = {{ labels = {{ model = "{SINK_MODEL}" }}, statuses = ["triggered"] }}
 """)
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "EMLOPS_CONFIG": str(config),
-        "EMLOPS_APP_ID": f"emlops-eco-{run}",
-        "EMLOPS_TOPIC_PREFIX": f"emlops-eco-{run}.",
-        "EMLOPS_WEB_PORT": str(free_port()),
-        "EMLOPS_DATA_DIR": str(work / "data"),
-        "EMLOPS_TICK_INTERVAL_S": "1",
-    }
+    env = worker_env(bootstrap, "eco", work / "data", EMLOPS_CONFIG=str(config), EMLOPS_TICK_INTERVAL_S="1")
     settings = Settings.from_env(env)
     asyncio.run(ensure_topics(settings))
     try:

@@ -14,18 +14,17 @@ import random
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from app.broker import LocalBroker, free_port
+from app.broker import LocalBroker
 from app.settings import Settings
 from app.topics import ensure_topics
 from app.worker_process import WorkerProcess
-from tests.brokers import running_broker
+from tests.brokers import running_broker, worker_env
 from tests.integration.kafka_io import produce, read_until, tickets, wait_consumed
 
 OUTAGE_S = 30.0  # the number: how long the broker stays down
@@ -70,18 +69,9 @@ def outage_broker(tmp_path: Path) -> Iterator[LocalBroker]:
 
 
 def test_broker_down_30_s_worker_reconnects_and_loses_nothing(outage_broker: LocalBroker, tmp_path: Path) -> None:
-    run = uuid.uuid4().hex[:8]
-    port = free_port()
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": outage_broker.bootstrap,
-        "EMLOPS_APP_ID": f"emlops-outage-{run}",
-        "EMLOPS_TOPIC_PREFIX": f"emlops-outage-{run}.",
-        "EMLOPS_WEB_PORT": str(port),
-        "EMLOPS_DATA_DIR": str(tmp_path / "data"),
-        "EMLOPS_CHECKPOINT_INTERVAL_S": "1",
-        "EMLOPS_GROUP_INTERVAL_S": "3600",
-        "EMLOPS_RESOLVE_AFTER_S": "3600",
-    }
+    env = worker_env(outage_broker.bootstrap, "outage", tmp_path / "data", EMLOPS_CHECKPOINT_INTERVAL_S="1",
+                     EMLOPS_GROUP_INTERVAL_S="3600", EMLOPS_RESOLVE_AFTER_S="3600")
+    port = int(env["EMLOPS_WEB_PORT"])
     settings = Settings.from_env(env)
     rng = random.Random(5)
     events = [prediction(i, rng.gauss(0, 1) + (3.0 if i >= DRIFT_AT else 0.0)) for i in range(EVENTS)]

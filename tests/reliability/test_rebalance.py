@@ -10,7 +10,6 @@ import random
 import threading
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from app.topics import ensure_topics
 from app.worker_process import WorkerProcess
 from models.fleet import ModelFleet
 from models.schema import decode_prediction_topic
+from tests.brokers import worker_env
 from tests.integration.kafka_io import produce, read_until, tickets, wait_consumed, wait_members
 
 MODELS = [f"rebalance-model-{i}" for i in range(6)]
@@ -63,15 +63,10 @@ def counts(port: int) -> dict[str, int]:
 
 
 def test_state_moves_with_partitions_when_a_worker_joins_and_another_leaves(bootstrap: str, tmp_path: Path) -> None:
-    run = uuid.uuid4().hex[:8]
-    base = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EMLOPS_APP_ID": f"emlops-rebalance-{run}",
-        "EMLOPS_TOPIC_PREFIX": f"emlops-rebalance-{run}.", "EMLOPS_CHECKPOINT_INTERVAL_S": "1",
-        # Repeats are published within a second, so the last revision carries every detection.
-        "EMLOPS_GROUP_INTERVAL_S": "1", "EMLOPS_TICK_INTERVAL_S": "1", "EMLOPS_RESOLVE_AFTER_S": "3600",
-    }
-    env_a = {**base, "EMLOPS_WEB_PORT": str(free_port()), "EMLOPS_DATA_DIR": str(tmp_path / "a")}
-    env_b = {**base, "EMLOPS_WEB_PORT": str(free_port()), "EMLOPS_DATA_DIR": str(tmp_path / "b")}
+    # Repeats are published within a second, so the last revision carries every detection.
+    env_a = worker_env(bootstrap, "rebalance", tmp_path / "a", EMLOPS_CHECKPOINT_INTERVAL_S="1",
+                       EMLOPS_GROUP_INTERVAL_S="1", EMLOPS_TICK_INTERVAL_S="1", EMLOPS_RESOLVE_AFTER_S="3600")
+    env_b = {**env_a, "EMLOPS_WEB_PORT": str(free_port()), "EMLOPS_DATA_DIR": str(tmp_path / "b")}  # same app
     settings = Settings.from_env(env_a)
     events = {m: stream(m) for m in MODELS}
     expected = offline(events)

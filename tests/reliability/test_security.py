@@ -13,7 +13,6 @@ import random
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +22,12 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 
-from app.broker import LocalBroker, free_port
+from app.broker import LocalBroker
 from app.kafka_access import EX_CONFIG, EX_NOPERM, PREFIX, config_problems, probe
 from app.settings import Settings
 from app.topics import ensure_topics
 from app.worker_process import WorkerProcess
+from tests.brokers import worker_env
 from tests.integration.kafka_io import produce, read_until, tickets
 from tests.reliability.conftest import SCRAM_PASSWORD, SCRAM_USER
 
@@ -39,21 +39,9 @@ BAD_INPUT = [b"not json at all", b'{"type": "prediction", "model": "sec-drift-mo
 
 def _worker_env(bootstrap: str, work: Path, **kafka: str) -> dict[str, str]:
     """Every KAFKA_* variable is set, so nothing leaks in from the environment the tests run in."""
-    run = uuid.uuid4().hex[:8]
-    return {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
-        "KAFKA_SASL_MECHANISM": "",
-        "KAFKA_SASL_USERNAME": "",
-        "KAFKA_SASL_PASSWORD": "",
-        "KAFKA_SSL_CAFILE": "",
-        **kafka,
-        "EMLOPS_APP_ID": f"emlops-sec-{run}",
-        "EMLOPS_TOPIC_PREFIX": f"emlops-sec-{run}.",
-        "EMLOPS_WEB_PORT": str(free_port()),
-        "EMLOPS_DATA_DIR": str(work / "data"),
-        "EMLOPS_TICK_INTERVAL_S": "1",
-    }
+    plain = {"KAFKA_SECURITY_PROTOCOL": "PLAINTEXT", "KAFKA_SASL_MECHANISM": "", "KAFKA_SASL_USERNAME": "",
+             "KAFKA_SASL_PASSWORD": "", "KAFKA_SSL_CAFILE": ""}
+    return worker_env(bootstrap, "sec", work / "data", **{**plain, **kafka, "EMLOPS_TICK_INTERVAL_S": "1"})
 
 
 def _scram(mechanism: str = "SCRAM-SHA-256", password: str = SCRAM_PASSWORD, user: str = SCRAM_USER,
