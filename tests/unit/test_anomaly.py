@@ -46,6 +46,14 @@ def test_stationary_gaussian_noise_alarms_rarely_and_reproducibly():
     assert alarms(noisy(0, 20_000, 0.0)) == [1771, 11155, 14836]
 
 
+def test_long_stationary_noise_does_not_alarm_as_its_surprise_grows_regular():
+    # Once the model has learnt the noise, the averaged surprise varies little, and its variance (the
+    # yardstick) shrinks with it: the variance floor keeps ordinary noise from then scoring as extreme.
+    values = noisy(0, 60_000, 0.0)
+    assert alarms(values, min_z=2.0) == [1771, 11155, 14836, 44140]
+    assert alarms(values, min_z=2.0, variance_floor=1e-4) == [1771, 11155, 14836, 43350, 44140, 48782, 51660, 57715]
+
+
 def test_a_level_shift_is_an_alarm_within_a_few_values():
     rng = random.Random(1)
     values = [rng.gauss(0 if i < 3000 else 3, 1) for i in range(6000)]
