@@ -54,8 +54,9 @@ class SeriesAnomaly(Snapshottable):
         Values after an alarm whose score is capped below ``alarm``.
     variance_floor
         Smallest variance of the averaged surprise, so a regular stretch does not make ordinary noise look
-        extreme. At 1e-3 (a standard deviation of 0.03), stationary Gaussian noise reaches the alarm about
-        6 times per 100,000 values instead of 17 at 1e-4, and the NAB score is unchanged.
+        extreme. At 1e-3 (a standard deviation of 0.03), stationary Gaussian noise scored as the service
+        monitor scores it (``min_z`` 2) reaches the alarm about 6 times per 100,000 values instead of 17 at
+        1e-4, and the NAB score is unchanged.
     max_contexts
         Contexts the Markov model learns; later ones are scored as unseen.
     """
