@@ -31,6 +31,9 @@ class OutOfRange:
         }
 
 
+_NEGLIGIBLE_SHARE = 1e-6
+
+
 class RangeWatch(Snapshottable):
     """Learns a numeric feature's range, then reports when values outside it become common.
 
@@ -89,7 +92,10 @@ class RangeWatch(Snapshottable):
                 self._low, self._high = self._min - pad, self._max + pad
             return None
         outside = x < self._low or x > self._high
-        self._share += self._alpha * (outside - self._share)
+        share = self._share + self._alpha * (outside - self._share)
+        # A share below one in a million is no evidence of anything: as 0, the feature is back in its quiet
+        # range some 1,400 values after one odd value, not some 74,000 later when the float underflows.
+        self._share = share if share >= _NEGLIGIBLE_SHARE else 0.0
         if self._alarmed:
             self._alarmed = self._share >= 0.5 * self.min_share
             return None

@@ -225,6 +225,17 @@ def test_range_watch_values_counted_within_its_quiet_range_leave_it_as_updates_w
     assert counted.__dict__ == updated.__dict__ and passed > 1000  # quiet until the first value outside
 
 
+def test_range_watch_is_back_in_its_quiet_range_soon_after_one_odd_value():
+    rng = random.Random(0)
+    watch = RangeWatch()
+    for _ in range(1000):
+        watch.update(rng.gauss(0, 1))
+    quiet = watch.quiet_range
+    assert watch.update(50.0) is None and watch.quiet_range != quiet  # one odd value is not an alarm
+    steps = next(k for k in range(1, 100_000) if watch.update(rng.gauss(0, 1)) is None and watch.quiet_range == quiet)
+    assert 900 < steps < 1000  # when its share of values outside falls below one in a million
+
+
 def test_schema_watch_reports_new_and_vanished_features_once():
     watch = SchemaWatch(warmup=50, vanish_after=100, check_every=1)
     found = []
