@@ -94,7 +94,7 @@ class RangeWatch(Snapshottable):
         outside = x < self._low or x > self._high
         share = self._share + self._alpha * (outside - self._share)
         # A share below one in a million is no evidence of anything: as 0, the feature is back in its quiet
-        # range some 1,400 values after one odd value, not some 74,000 later when the float underflows.
+        # range some 900 values after one odd value, not some 74,000 later when the float underflows.
         self._share = share if share >= _NEGLIGIBLE_SHARE else 0.0
         if self._alarmed:
             self._alarmed = self._share >= 0.5 * self.min_share
