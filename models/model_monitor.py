@@ -15,6 +15,7 @@ from models.config import MonitorConfig
 from models.performance import ConfidenceEstimate, ErrorRate, RateChange
 from models.quality import OutOfRange, RangeWatch, SchemaChange, SchemaWatch
 from models.schema import Detection, DetectionKind, LabelEvent, PredictionEvent, Scalar, Severity
+from models import signals
 from models.signals import BOTH, DOWN, UP, MeanShift, MeanShiftBank, Shift
 from models.snapshot import Snapshottable
 
@@ -342,6 +343,10 @@ class ModelMonitor(Snapshottable):
     def _numbers_together(self, layout: _Layout, numbers: np.ndarray
                           ) -> tuple[int, list[tuple[int, Shift]], list[tuple[int, OutOfRange]]]:
         features, full = layout.features, layout.ordered and len(layout.features) == len(self._ranges)
+        if full and signals._numeric is not None:
+            done = self._numbers_compiled(numbers)
+            if done is not None:
+                return done
         missing = 0
         if not isfinite(np.add.reduce(numbers)):  # a NaN or an infinity somewhere (or a sum too large: no harm)
             finite = np.isfinite(numbers)
@@ -363,10 +368,7 @@ class ModelMonitor(Snapshottable):
             shifts = self._bank.update(np.concatenate((numbers, steps[has_step])), columns)
         # Ranges: a value within its watch's quiet range is only counted (in ``_range_passed`` until the
         # watch is next called); the others go to their watch.
-        if self._range_quiet is None:
-            quiet = [watch.quiet_range for watch in self._ranges]
-            self._range_quiet = (np.array([q[0] for q in quiet]), np.array([q[1] for q in quiet]))
-        low, high = self._range_quiet
+        low, high = self._quiet_ranges()
         if full:
             inside = (low <= numbers) & (numbers <= high)
             if np.logical_and.reduce(inside):
@@ -376,13 +378,39 @@ class ModelMonitor(Snapshottable):
             inside = (low[features] <= numbers) & (numbers <= high[features])
         self._range_passed[features[inside]] += 1
         outside = ~inside
+        return missing, shifts, self._out_of_quiet(features[outside].tolist(), numbers[outside].tolist())
+
+    def _numbers_compiled(self, numbers: np.ndarray
+                          ) -> tuple[int, list[tuple[int, Shift]], list[tuple[int, OutOfRange]]] | None:
+        """Every feature, in order, by the compiled step (``models/_numeric.c``): what the numpy path does in
+        that case, as loops. None, with nothing learnt, if a value or a step is not finite (a feature's
+        first value): the numpy path takes those."""
+        kernel = signals._numeric
+        both = np.empty(2 * len(numbers))
+        if not kernel.pair(numbers, self._last, both):
+            return None
+        shifts = self._bank.update(both)
+        low, high = self._quiet_ranges()
+        away = kernel.ranges(numbers, low, high, self._range_passed)
+        return 0, shifts, self._out_of_quiet(away, numbers[away].tolist()) if away else []
+
+    def _quiet_ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each range watch's quiet range (low and high), kept while values are learnt together."""
+        if self._range_quiet is None:
+            quiet = [watch.quiet_range for watch in self._ranges]
+            self._range_quiet = (np.array([q[0] for q in quiet]), np.array([q[1] for q in quiet]))
+        return self._range_quiet
+
+    def _out_of_quiet(self, features: list[int], values: list[float]) -> list[tuple[int, OutOfRange]]:
+        """Values outside their watch's quiet range: the watch learns them, and its quiet range is kept."""
+        low, high = self._quiet_ranges()
         outs = []
-        for k, value in zip(features[outside].tolist(), numbers[outside].tolist()):
+        for k, value in zip(features, values):
             watch = self._ranges_caught_up(k)
             if (out := watch.update(value)) is not None:
                 outs.append((k, out))
             low[k], high[k] = watch.quiet_range
-        return missing, shifts, outs
+        return outs
 
     def _ranges_caught_up(self, k: int | None = None) -> RangeWatch:
         """Range watch ``k`` (every one if None) with the values it passed counted."""

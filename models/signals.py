@@ -17,6 +17,11 @@ from river import drift
 
 from models.snapshot import Snapshottable
 
+try:
+    from models import _numeric  # the learning step compiled (models/_numeric.c), when it was built
+except ImportError:  # pragma: no cover - installed without a C compiler: the numpy path, same results
+    _numeric = None
+
 if TYPE_CHECKING:
     from river._river_rust.drift import AdaptiveWindowing
 
@@ -419,23 +424,45 @@ class MeanShiftBank:
     def update(self, x: np.ndarray, columns: np.ndarray | None = None) -> list[tuple[int, Shift]]:
         """Learn ``x[i]`` in signal ``columns[i]`` (every signal, in order, when ``columns`` is None);
         return the shifts found, as ``(column, shift)`` in the order of ``columns``."""
+        outside = self._outside
+        if columns is None and _numeric is not None:
+            first = self.signals[0]
+            skip = None
+            if outside:
+                flags = bytearray(len(self.signals))
+                for j in outside:
+                    flags[j] = 1
+                skip = bytes(flags)
+            fired = _numeric.learn(x, self._n, self._pending, self._recent, self._ref_n, self._ref_mean, self._ref_m2,
+                                  self._held, self._windows, skip, first._alpha, first.lag)
+            if not fired and not outside:
+                return []
+            return self._visit(sorted(fired + list(outside)), range(len(x)), x.tolist())
         self._learn(x, columns)
         values = x.tolist()
         order = range(len(values)) if columns is None else columns.tolist()
-        outside = self._outside
         if not outside or outside.isdisjoint(order):
             windows = self._windows if columns is None else [self._windows[j] for j in order]
             fired = list(map(_WINDOW_UPDATE, windows, values))
             if True not in fired:
                 return []
-        else:
-            fired = None
+            return self._visit([i for i, hit in enumerate(fired) if hit], order, values)
+        # A few signals are out of the bank: the others' windows are still called through ``map``.
+        inside = [i for i, j in enumerate(order) if j not in outside]
+        fired = map(_WINDOW_UPDATE, [self._windows[order[i]] for i in inside], [values[i] for i in inside])
+        away = [i for i, j in enumerate(order) if j in outside]
+        return self._visit(sorted([i for i, hit in zip(inside, fired) if hit] + away), order, values)
+
+    def _visit(self, positions: list[int], order: range | list[int], values: list[float]
+               ) -> list[tuple[int, Shift]]:
+        """The Python step, for the signals at ``positions`` (in order): those in the bank whose window
+        fired (already learnt) leave it; those out of it run their own update, and come back once settled."""
         found = []
-        for i, j in enumerate(order):
+        outside = self._outside
+        for i in positions:
+            j = order[i]
             signal = self.signals[j]
             if j not in outside:
-                if not (fired[i] if fired is not None else self._windows[j].update(values[i])):
-                    continue
                 self._write_back([j])
                 outside.add(j)
                 shift = signal._fired(signal._samples, values[i])

@@ -435,19 +435,29 @@ def test_a_monitor_finds_the_same_whether_it_places_features_from_its_layouts_or
 
 
 def test_a_model_learns_its_numeric_values_together_or_one_by_one_to_the_same_end(monkeypatch):
-    """Models with many numeric features learn them together (numpy), the others one by one: both ways must
-    give the same detections and state, also for a model that crosses from one to the other."""
+    """Models with many numeric features learn them together, the others one by one; together means the
+    compiled step (``models/_numeric.c``) where it was built and the event brings every feature, numpy
+    otherwise. Every way must give the same detections and state, also for a model that crosses from one to
+    another."""
     import models.model_monitor as model_monitor
+    from models import signals
 
+    compiled = signals._numeric
+    if compiled is None:
+        pytest.skip("models._numeric was not built (no C compiler at install)")
     events = _ragged_events(4, 3000)
     config = MonitorConfig(max_features=7, drift_min_samples=100, range_warmup=200)
     runs = []
-    for together_from in (10**9, 0, None):  # one by one, together, and switching every 250 events
+    # (together from how many features, compiled): one by one; together with numpy only; together,
+    # compiled where it can be; and switching between the three every 250 events.
+    ways = [(10**9, True), (0, False), (0, True)]
+    for way in (*ways, None):
         monitor, found = ModelMonitor("m", "1", config=config), []
         for i, event in enumerate(events):
-            monkeypatch.setattr(model_monitor, "_TOGETHER_FROM",
-                                together_from if together_from is not None else (0 if i // 250 % 2 else 10**9))
+            together_from, use_compiled = way or ways[i // 250 % 3]
+            monkeypatch.setattr(model_monitor, "_TOGETHER_FROM", together_from)
+            monkeypatch.setattr(signals, "_numeric", compiled if use_compiled else None)
             found += [d.to_dict() for d in monitor.observe_prediction(event)]
         runs.append((found, monitor.state(), monitor.snapshot()))
     assert len(runs[0][0]) > 5
-    assert runs[0] == runs[1] == runs[2]  # the snapshots too, byte for byte
+    assert runs[0] == runs[1] == runs[2] == runs[3]  # the snapshots too, byte for byte

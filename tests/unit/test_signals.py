@@ -196,14 +196,22 @@ def _signal_state(signal: MeanShift) -> dict:
     return {**state, "window": (window.get_width(), window.get_total(), window.get_variance())}
 
 
-def test_a_bank_of_signals_finds_and_holds_exactly_what_the_signals_fed_one_by_one_do():
-    """The bank's numpy path must leave every bit as ``MeanShift.update`` would, through changes (signals
-    leaving and rejoining the bank), values that skip a signal, a snapshot, and a signal added late."""
+@pytest.mark.parametrize("step", ["compiled", "numpy"])
+def test_a_bank_of_signals_finds_and_holds_exactly_what_the_signals_fed_one_by_one_do(step, monkeypatch):
+    """The bank's learning step (compiled when every signal gets a value, numpy otherwise, or numpy always)
+    must leave every bit as ``MeanShift.update`` would, through changes (signals leaving and rejoining the
+    bank), values that skip a signal, a snapshot, and a signal added late."""
     import pickle
 
     import numpy as np
 
+    from models import signals
     from models.signals import MeanShiftBank
+
+    if step == "numpy":
+        monkeypatch.setattr(signals, "_numeric", None)
+    elif signals._numeric is None:
+        pytest.skip("models._numeric was not built (no C compiler at install)")
 
     rng = random.Random(5)
     count, steps = 12, 9000
