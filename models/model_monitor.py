@@ -35,7 +35,9 @@ def _numeric(value: Scalar) -> float | None:
     return None
 
 
-_TOGETHER_FROM = 16  # numeric features from which a model's values are learnt together (numpy), measured
+# Numeric features from which a model's values are learnt together rather than one by one (measured): with
+# numpy, from 16, below which its cost per call outweighs the calls it saves; compiled, always.
+_TOGETHER_FROM = 16 if signals._numeric is None else 1
 _MAX_LAYOUTS = 64  # key sets remembered per model version; more (a feature set that keeps changing) start over
 _NUMBER_TYPES = frozenset((float, int, bool, type(None)))
 
@@ -284,8 +286,8 @@ class ModelMonitor(Snapshottable):
                          placed: list[tuple[int, int, Detection]]) -> int:
         """The numeric values (NaN where missing): mean, spread and range; returns how many were missing.
 
-        Together (numpy, :class:`MeanShiftBank`) for a model with many numeric features; one by one, as
-        plain floats, below ``_TOGETHER_FROM``, where numpy's cost per call outweighs the calls it saves.
+        Together (:class:`MeanShiftBank`, compiled or numpy) from ``_TOGETHER_FROM`` features; one by one,
+        as plain floats, below it, where numpy's cost per call outweighs the calls it saves.
         Either way the monitors end in the same state (``test_monitors`` runs both on the same events).
         """
         if len(self._ranges) >= _TOGETHER_FROM:
