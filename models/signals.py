@@ -18,7 +18,7 @@ from river import drift
 from models.snapshot import Snapshottable
 
 try:
-    from models import _numeric  # the learning step compiled (models/_numeric.c), when it was built
+    from models import _numeric  # the learning step and ADWIN's window compiled (models/_numeric.c), if built
 except ImportError:  # pragma: no cover - installed without a C compiler: the numpy path, same results
     _numeric = None
 
@@ -32,17 +32,25 @@ _DIRECTIONS = (UP, DOWN, BOTH)
 _LOCATE_Z2 = 16.0  # a change point among the held values is trusted from a z of 4 (noise rarely gets there)
 
 
-def adaptive_window(delta: float, clock: int) -> AdaptiveWindowing:
-    """River's ADWIN without its Python wrapper: the compiled window its ``update`` delegates to.
+def adaptive_window(delta: float, clock: int) -> AdaptiveWindowing | _numeric.Window:
+    """ADWIN's window without River's Python wrapper: an object whose ``update`` returns whether it
+    detected a drift.
 
     ``ADWIN.update`` costs a Python call and two property reads around the compiled update, twice per
-    value of every numeric feature, while the window's own ``update`` returns whether it detected a drift.
-    River's ADWIN starts a new window at the update after a drift; a caller of this one replaces it itself
-    right away, which is the same since nothing reads the old window in between. Built by River's ADWIN, so
-    its defaults (buckets, minimum sub-window, grace period) stay River's; ``test_signals`` checks that
-    the detections are ADWIN's.
+    value of every numeric feature. River's ADWIN starts a new window at the update after a drift; a caller
+    of this one replaces it itself right away, which is the same since nothing reads the old window in
+    between. Where ``models/_numeric.c`` was built this is its port of River's window, which the compiled
+    learning step updates without a Python call per value; otherwise River's own compiled window. Either
+    way River's defaults (buckets, minimum sub-window, grace period) hold, and ``test_signals`` checks that
+    both answer and hold exactly what River's ADWIN does.
     """
+    if _WINDOW is not None:
+        return _WINDOW(delta, clock, *_RIVER_DEFAULTS)
     return drift.ADWIN(delta=delta, clock=clock)._helper
+
+
+_WINDOW = None if _numeric is None else _numeric.Window
+_RIVER_DEFAULTS = (lambda adwin: (adwin.max_buckets, adwin.min_window_length, adwin.grace_period))(drift.ADWIN())
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,4 +534,6 @@ class MeanShiftBank:
             self._ref_n[columns], self._ref_mean[columns], self._ref_m2[columns] = ref_n, ref_mean, ref_m2
 
 
-_WINDOW_UPDATE = type(adaptive_window(0.5, 1)).update
+# ``window.update(x)`` without a Python frame, for ``map``: compiled, for windows of either kind (a snapshot
+# taken where the step was not compiled holds River's).
+_WINDOW_UPDATE = drift.ADWIN()._helper.__class__.update if _numeric is None else _numeric.update

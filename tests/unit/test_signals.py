@@ -148,6 +148,40 @@ def test_the_adaptive_window_signals_where_rivers_adwin_does():
     assert sum(ours) >= 4
 
 
+def test_the_compiled_window_answers_and_holds_exactly_what_rivers_does():
+    """``models/_numeric.c`` ports River's ADWIN window: value by value, the same answer and the same width,
+    total and variance (to the bit) as River's, through level shifts, repeated and huge values, several
+    settings, and pickling."""
+    import pickle
+
+    from models import signals
+
+    if signals._WINDOW is None:
+        pytest.skip("models._numeric was not built (no C compiler at install)")
+    rng = random.Random(3)
+    fires = 0
+    for trial in range(16):
+        delta, clock = rng.choice([1e-4, 0.002, 0.5]), rng.choice([1, 4, 16, 32])
+        river, ours = drift.ADWIN(delta=delta, clock=clock)._helper, adaptive_window(delta, clock)
+        assert type(ours) is not type(river)
+        level = 0.0
+        for i in range(rng.choice([500, 4000, 12000])):
+            if rng.random() < 0.002:
+                level = rng.gauss(0, 5)
+            x = rng.choice([rng.gauss(level, 1.0), float(rng.randint(0, 3)), level])
+            if rng.random() < 0.0005:
+                x = 1e12
+            answer = river.update(x)
+            assert ours.update(x) == answer, (trial, i)
+            fires += answer
+            if i % 997 == 0:
+                ours = pickle.loads(pickle.dumps(ours))
+            assert (ours.get_width(), ours.get_total(), ours.get_variance()) == (
+                river.get_width(), river.get_total(), river.get_variance()), (trial, i)
+        assert ours.get_n_detections() == river.get_n_detections()
+    assert fires > 50
+
+
 def test_a_snapshot_that_held_rivers_adwin_restores_and_carries_on():
     stream = gaussian(0, (5000, 0.0), (5000, 1.0))
     signal = MeanShift()
@@ -196,11 +230,12 @@ def _signal_state(signal: MeanShift) -> dict:
     return {**state, "window": (window.get_width(), window.get_total(), window.get_variance())}
 
 
-@pytest.mark.parametrize("step", ["compiled", "numpy"])
+@pytest.mark.parametrize("step", ["compiled", "numpy", "with rivers windows"])
 def test_a_bank_of_signals_finds_and_holds_exactly_what_the_signals_fed_one_by_one_do(step, monkeypatch):
     """The bank's learning step (compiled when every signal gets a value, numpy otherwise, or numpy always)
     must leave every bit as ``MeanShift.update`` would, through changes (signals leaving and rejoining the
-    bank), values that skip a signal, a snapshot, and a signal added late."""
+    bank), values that skip a signal, a snapshot, and a signal added late; also when some signals hold
+    River's own windows, as restored from a snapshot taken where the step was not compiled."""
     import pickle
 
     import numpy as np
@@ -216,8 +251,11 @@ def test_a_bank_of_signals_finds_and_holds_exactly_what_the_signals_fed_one_by_o
     rng = random.Random(5)
     count, steps = 12, 9000
     bank, alone = MeanShiftBank(), []
-    for _ in range(count - 1):
-        bank.add(MeanShift(cooldown=300))
+    for j in range(count - 1):
+        signal = MeanShift(cooldown=300)
+        if step == "with rivers windows" and j % 2:
+            signal._window = drift.ADWIN(delta=signal.delta, clock=signal.clock)._helper
+        bank.add(signal)
         alone.append(MeanShift(cooldown=300))
     found_bank: list[tuple[int, int, Shift]] = []
     found_alone: list[tuple[int, int, Shift]] = []
