@@ -66,6 +66,7 @@ class Checkpointed:
         self._undeleted: list[Write] = []  # deletions that were not stored, written again at the next checkpoint
         self.saved = 0
         self.restored = 0
+        self.refused = 0  # snapshots that did not restore (their keys started afresh)
         self.skipped = 0
         self.evicted = 0
 
@@ -92,10 +93,17 @@ class Checkpointed:
         stored = self._stored.pop(key, None)
         if stored:
             header, blob = stored.split(b"\n", 1)
-            self._restored[key] = orjson.loads(header)
-            self._applied[key] = dict(self._restored[key])
-            self.fleet.restore_key(key, zlib.decompress(blob))
-            self.restored += 1
+            try:
+                self.fleet.restore_key(key, zlib.decompress(blob))
+            except Exception as exc:  # noqa: BLE001 - whatever the snapshot holds, the worker carries on
+                # Written by another version or build (a format it does not read, a compiled type it lacks):
+                # the key starts afresh, as after an eviction, rather than stop the worker at every restart.
+                log.warning("snapshot of %r not restored, its monitors start afresh: %s", key, exc)
+                self.refused += 1
+            else:
+                self._restored[key] = orjson.loads(header)
+                self._applied[key] = dict(self._restored[key])
+                self.restored += 1
         self._loaded.add(key)
 
     def begin(self) -> tuple[list[Write], list[str]]:

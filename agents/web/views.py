@@ -185,10 +185,11 @@ class _ReliabilityGauges:
             unacked.add_metric([name], intake.fleets[fleet].unsaved)
         yield unacked
         keys = CounterMetricFamily("emlops_checkpoint_keys", "Monitor snapshots saved, keys restored from one, "
-                                   "snapshots deleted with their evicted key, and re-read events skipped as "
-                                   "already in a restored key's state, by fleet.", labels=["fleet", "event"])
+                                   "snapshots that did not restore (their keys started afresh), snapshots "
+                                   "deleted with their evicted key, and re-read events skipped as already in a "
+                                   "restored key's state, by fleet.", labels=["fleet", "event"])
         for name, fleet in intake.fleets.items():
-            for event in ("saved", "restored", "evicted", "skipped"):
+            for event in ("saved", "restored", "refused", "evicted", "skipped"):
                 keys.add_metric([name, event], getattr(fleet.watcher, event))
         yield keys
 

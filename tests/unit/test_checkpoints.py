@@ -4,6 +4,7 @@ topics, commits, rebalances) is covered by the reliability tests against the rea
 
 from __future__ import annotations
 
+import zlib
 from types import SimpleNamespace
 from typing import Any
 
@@ -75,6 +76,24 @@ def test_events_already_in_a_restored_snapshot_are_counted_once() -> None:
         second.observe("model-a", origin(offset))
     assert restored.seen["model-a"] == 10
     assert second.skipped == 2
+
+
+def test_a_snapshot_that_does_not_restore_starts_its_key_afresh() -> None:
+    """A snapshot another build wrote (a format or a compiled type this one lacks) must not stop the worker:
+    the key starts afresh, counted, and no re-read event is skipped on the strength of that snapshot."""
+    first, _ = watcher()
+    for offset in range(5):
+        first.observe("model-a", origin(offset))
+        first.observe("model-b", origin(offset, partition=1))
+    store = stored(checkpoint(first))
+    store["model-a"] = store["model-a"].split(b"\n", 1)[0] + b"\n" + zlib.compress(b"not a count")
+
+    second, fleet = watcher()
+    second.assigned(store, ["in:0", "in:1"])
+    assert fleet.seen == {"model-b": 5} and (second.restored, second.refused) == (1, 1)
+    for offset in range(3, 7):  # re-read from an older committed offset
+        second.observe("model-a", origin(offset))
+    assert fleet.seen["model-a"] == 4 and second.skipped == 0
 
 
 def test_several_records_of_one_message_all_count_but_a_redelivery_does_not() -> None:
