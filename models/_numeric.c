@@ -59,7 +59,7 @@ static PyTypeObject WindowType;
 static int
 window_grow(Window *w)
 {
-    Py_ssize_t capacity = w->capacity ? 2 * w->capacity : 8, width = w->max_buckets + 1;
+    Py_ssize_t capacity = w->capacity + 1, width = w->max_buckets + 1;  /* a row at a time: a window is long-lived */
     Py_ssize_t *used = PyMem_Realloc(w->used, capacity * sizeof(Py_ssize_t));
     if (used == NULL)
         return -1;
