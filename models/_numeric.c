@@ -551,6 +551,10 @@ ranges(PyObject *self, PyObject *args)
     Py_ssize_t k = b[0].len / 8;
     int got = 1;
     PyObject *outside = NULL;
+    if (b[0].itemsize != 8) {
+        PyErr_SetString(PyExc_ValueError, "x: expected float64");
+        goto done;
+    }
     for (; got < 4; got++)
         if (view(objs[got], &b[got], k, names[got]) < 0)
             goto done;
