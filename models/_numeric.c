@@ -5,8 +5,9 @@
    microsecond each: for a model with 48 numeric features that was most of its cost. Here they are loops
    with the very floating-point operations of the numpy path and MeanShift.update, in the same order (no
    contraction into fused multiply-adds, see pyproject.toml), so every state comes out bit for bit as
-   theirs; tests/unit/test_signals.py and tests/unit/test_monitors.py compare them. The ADWIN windows are
-   still River's, called through their own update method.
+   theirs; tests/unit/test_signals.py and tests/unit/test_monitors.py compare them. ADWIN's window is
+   ported too (below); a window of River's, as restored from a snapshot of a build without this module, is
+   called through its own update method.
 
    Optional: when this does not build, the numpy path runs. */
 
@@ -34,10 +35,11 @@ view(PyObject *obj, Py_buffer *buf, Py_ssize_t count, const char *what)
 
 /* --- ADWIN's window ------------------------------------------------------------------------------------
 
-   River's AdaptiveWindowing (the compiled core of river.drift.ADWIN), as a C type: the same exponential
-   histogram of buckets, the same cut test every `clock` values, with every floating-point operation in the
-   same order, so it answers and holds exactly what River's window does (tests/unit/test_signals.py runs
-   both side by side). Called from the loop of learn() without a Python call per value. */
+   A port of River's AdaptiveWindowing (the compiled core of river.drift.ADWIN; River is BSD-3-Clause), as
+   a C type: the same exponential histogram of buckets, the same cut test every `clock` values, with every
+   floating-point operation in the same order, so it answers and holds exactly what River's window does
+   (tests/unit/test_signals.py runs both side by side). Called from the loop of learn() without a Python
+   call per value. */
 
 typedef struct {
     PyObject_HEAD

@@ -10,12 +10,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from models import signals
 from models.categorical import CategoryChange, CategoryShift, ClassMix, ClassShift
 from models.config import MonitorConfig
 from models.performance import ConfidenceEstimate, ErrorRate, RateChange
 from models.quality import OutOfRange, RangeWatch, SchemaChange, SchemaWatch
 from models.schema import Detection, DetectionKind, LabelEvent, PredictionEvent, Scalar, Severity
-from models import signals
 from models.signals import BOTH, DOWN, UP, MeanShift, MeanShiftBank, Shift
 from models.snapshot import Snapshottable
 

@@ -338,11 +338,12 @@ class MeanShiftBank:
     A prediction brings a value for each of a model's numeric features and for the step since its last
     value: some 60 signals, where one Python call per value cost more than the arithmetic. While a signal is
     settled (no change pending, nothing to judge), its update only learns: the recent mean, the held values,
-    the reference (Welford's update) and ADWIN's window. The bank learns for all its settled signals at once
-    with numpy, the very operations of :meth:`MeanShift.update` in the same order on float64, so every
-    state comes out bit for bit as the signal's own ``update`` would leave it; only the compiled ADWIN
-    windows are still called one by one (through ``map``, without a Python frame). A signal that ADWIN
-    fires on leaves the bank and runs its own ``update`` until it is settled again.
+    the reference (Welford's update) and ADWIN's window. The bank learns for all its settled signals at once,
+    with the very operations of :meth:`MeanShift.update` in the same order on float64, so every state comes
+    out bit for bit as the signal's own ``update`` would leave it: in one compiled loop, windows included,
+    where ``models/_numeric.c`` was built and every signal gets a value; otherwise with numpy, the windows
+    called one by one (through ``map``, without a Python frame). A signal that ADWIN fires on leaves the
+    bank and runs its own ``update`` until it is settled again.
 
     The signals are the state: a snapshot pickles them (with what they learnt in the bank), not the bank's
     arrays.
