@@ -64,7 +64,7 @@ from app.worker_process import WorkerProcess  # noqa: E402
 from bench import profiling  # noqa: E402
 from bench.procstat import cpu_seconds, loadavg, peak_rss_mib  # noqa: E402
 from bench.workload import INFRASTRUCTURE, Incident, Workload, fleet, standard_incidents  # noqa: E402
-from models import codec  # noqa: E402
+from models import codec, signals  # noqa: E402
 
 # Revisions published at once because of a detection (routing.route); "N more occurrence(s)", "quiet for"
 # and operator actions come from timers or people, so their latency says nothing about the hot path.
@@ -700,6 +700,8 @@ def report(results: dict[str, Any], plan: Plan, broker: str) -> Iterator[str]:
     cpu_per_event = worker.cpu_us_per_event if worker is not None else NAN
 
     yield f"machine:  {machine()}"
+    yield ("monitors: numeric step compiled (models/_numeric.c)" if signals._numeric is not None
+           else "monitors: numeric step on numpy (models/_numeric.c was not built: no C compiler at install)")
     yield f"broker:   {broker}; {plan.partitions} partitions per topic"
     yield (f"workload: {backlog['events']:,} events = {kinds['prediction']:,} predictions + {kinds['label']:,} labels "
            f"+ {kinds['infra']:,} infrastructure readings; mean {backlog['mean_bytes']:.0f} B; per partition "
