@@ -47,8 +47,8 @@ typedef struct {
     int clock;
     Py_ssize_t max_buckets;  /* a row holds up to max_buckets + 1 buckets before two merge into the next */
     double min_window_length, grace_period;
-    double total, variance, width, total_width;
-    int n_buckets, max_n_buckets, tick, n_detections;
+    double total, variance, width;
+    int tick, n_detections;  /* River's bucket counts and summed widths are left out: nothing reads them */
     Py_ssize_t rows, capacity;  /* row i: buckets of 2^i values each */
     Py_ssize_t *used;           /* buckets in each row */
     double *totals, *variances; /* row i's buckets at [i * (max_buckets + 1), ...) */
@@ -129,7 +129,6 @@ window_compress_buckets(Window *w)
         if (row + 1 >= w->rows && window_push_row(w) < 0)
             return -1;
         row_insert(w, row + 1, total12, v12);
-        w->n_buckets++;
         row_compress(w, row, 2);
         if (w->used[row + 1] <= w->max_buckets)
             return 0;
@@ -149,7 +148,6 @@ window_delete_oldest(Window *w)
     double inc = v + n * w->width * (mu - mu_window) * (mu - mu_window) / (n + w->width);
     w->variance -= inc;
     row_compress(w, last, 1);
-    w->n_buckets--;
     if (w->used[last] == 0)
         w->rows--;
 }
@@ -201,7 +199,6 @@ window_detect(Window *w)
         scanned:;
         }
     }
-    w->total_width += w->width;
     if (change)
         w->n_detections++;
     return change;
@@ -212,9 +209,6 @@ static int
 window_update(Window *w, double value)
 {
     row_insert(w, 0, value, 0.0);
-    w->n_buckets++;
-    if (w->n_buckets > w->max_n_buckets)
-        w->max_n_buckets = w->n_buckets;
     w->width += 1.0;
     double incremental = 0.0;
     if (w->width > 1.0) {
@@ -283,10 +277,6 @@ static PyObject *Window_get_width(Window *w, PyObject *unused) { return PyFloat_
 static PyObject *Window_get_total(Window *w, PyObject *unused) { return PyFloat_FromDouble(w->total); }
 static PyObject *Window_get_variance(Window *w, PyObject *unused) { return PyFloat_FromDouble(w->variance); }
 static PyObject *Window_get_n_detections(Window *w, PyObject *unused) { return PyLong_FromLong(w->n_detections); }
-static PyObject *Window_variance_in_window(Window *w, PyObject *unused)
-{
-    return PyFloat_FromDouble(w->variance / w->width);
-}
 
 /* Pickled as (Window, its parameters, its state): the scalars, then each row's buckets. */
 static PyObject *
@@ -298,10 +288,9 @@ Window_reduce(Window *w, PyObject *unused)
     PyObject *variances = PyBytes_FromStringAndSize((const char *)w->variances, w->rows * width * sizeof(double));
     PyObject *result = NULL;
     if (used && totals && variances)
-        result = Py_BuildValue("O(dinii)(ddddiiiiOOO)", Py_TYPE(w), w->delta, w->clock, w->max_buckets,
+        result = Py_BuildValue("O(dinii)(dddiiOOO)", Py_TYPE(w), w->delta, w->clock, w->max_buckets,
                                (int)w->min_window_length, (int)w->grace_period, w->total, w->variance, w->width,
-                               w->total_width, w->n_buckets, w->max_n_buckets, w->tick, w->n_detections, used,
-                               totals, variances);
+                               w->tick, w->n_detections, used, totals, variances);
     Py_XDECREF(used);
     Py_XDECREF(totals);
     Py_XDECREF(variances);
@@ -312,9 +301,8 @@ static PyObject *
 Window_setstate(Window *w, PyObject *state)
 {
     Py_buffer used, totals, variances;
-    if (!PyArg_ParseTuple(state, "ddddiiiiy*y*y*", &w->total, &w->variance, &w->width, &w->total_width,
-                          &w->n_buckets, &w->max_n_buckets, &w->tick, &w->n_detections, &used, &totals,
-                          &variances))
+    if (!PyArg_ParseTuple(state, "dddiiy*y*y*", &w->total, &w->variance, &w->width, &w->tick,
+                          &w->n_detections, &used, &totals, &variances))
         return NULL;
     Py_ssize_t width = w->max_buckets + 1, rows = used.len / (Py_ssize_t)sizeof(Py_ssize_t);
     PyObject *result = NULL;
@@ -346,7 +334,6 @@ static PyMethodDef Window_methods[] = {
     {"get_total", (PyCFunction)Window_get_total, METH_NOARGS, NULL},
     {"get_variance", (PyCFunction)Window_get_variance, METH_NOARGS, NULL},
     {"get_n_detections", (PyCFunction)Window_get_n_detections, METH_NOARGS, NULL},
-    {"variance_in_window", (PyCFunction)Window_variance_in_window, METH_NOARGS, NULL},
     {"__reduce__", (PyCFunction)Window_reduce, METH_NOARGS, NULL},
     {"__setstate__", (PyCFunction)Window_setstate, METH_O, NULL},
     {NULL, NULL, 0, NULL},
