@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +18,6 @@ class Pending:
     prediction: Any
     timestamp: float
     confidence: float | None = None
-
-    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
-        """Pickled as its fields: the dataclass default for slots looks its fields up again for every one of
-        the thousands a join holds, and made a checkpoint take 100 ms per model."""
-        return Pending, (self.version, self.segment, self.prediction, self.timestamp, self.confidence)
 
 
 class LabelJoin(Snapshottable):
@@ -46,13 +42,34 @@ class LabelJoin(Snapshottable):
 
     def remember(self, event: PredictionEvent) -> None:
         pending = self._pending
-        pending[event.request_id] = Pending(event.version, event.segment, event.prediction, event.timestamp,
-                                           event.confidence)
+        # Versions and segments repeat across thousands of entries: one shared string each keeps the join
+        # smaller, and its snapshot too (pickle writes a repeated object as a back-reference).
+        segment = event.segment
+        pending[event.request_id] = Pending(sys.intern(event.version), segment and sys.intern(segment),
+                                           event.prediction, event.timestamp, event.confidence)
         pending.move_to_end(event.request_id)
         if len(pending) > self.max_pending:
             pending.popitem(last=False)
             self.evicted += 1
         self._expire(event.timestamp)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as columns: every checkpoint saves each model's whole join (up to ``max_pending``
+        predictions), and one object per prediction took about 2.5 µs each, 130 ms for a full join."""
+        state = self.__dict__.copy()
+        pending = state.pop("_pending")
+        entries = list(pending.values())  # walking an OrderedDict costs more than walking a list, once is enough
+        state["_columns"] = (list(pending), [p.version for p in entries], [p.segment for p in entries],
+                             [p.prediction for p in entries], [p.timestamp for p in entries],
+                             [p.confidence for p in entries])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        columns = state.pop("_columns", None)
+        if columns is not None:  # else a snapshot of before the columns: it holds ``_pending`` itself
+            request_ids, *fields = columns
+            state["_pending"] = OrderedDict(zip(request_ids, map(Pending, *fields)))
+        self.__dict__.update(state)
 
     def match(self, request_id: str) -> Pending | None:
         found = self._pending.pop(request_id, None)

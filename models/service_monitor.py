@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from river import anomaly, preprocessing
+from river import preprocessing
 
 from models.anomaly import SeriesAnomaly
 from models.config import MonitorConfig
+from models.half_space_trees import HalfSpaceTrees
 from models.schema import Detection, DetectionKind, InfraEvent, Severity
 from models.snapshot import Snapshottable
 
@@ -60,7 +61,7 @@ class ServiceMonitor(Snapshottable):
         self.source_kind = source_kind
         self.config = c = config or MonitorConfig()
         self._scaler = preprocessing.MinMaxScaler()
-        self._hst = anomaly.HalfSpaceTrees(
+        self._hst = HalfSpaceTrees(
             n_trees=c.hst_trees, height=c.hst_height, window_size=c.hst_window, seed=c.seed
         )
         self._latest: dict[str, float] = {}

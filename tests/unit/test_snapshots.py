@@ -224,3 +224,72 @@ def test_a_model_snapshot_holds_exactly_its_own_versions_while_monitors_are_evic
         assert set(copy.monitors) == {key for key in fleet.monitors if key[0] == model}
     fleet.forget_key("m4")
     assert "m4" not in fleet.keys() and all(key[0] != "m4" for key in fleet.monitors)
+
+
+def _join_with_backlog(seed: int = 3) -> tuple[LabelJoin, list[PredictionEvent]]:
+    """A join holding hundreds of predictions, of two versions and three segments, whose labels come late,
+    out of order, or never; it has evicted and expired some on the way."""
+    rng = random.Random(seed)
+    join = LabelJoin(max_pending=300, ttl_s=600.0)
+    events = [PredictionEvent(f"r{i}", "m", rng.choice(["1", "2"]), float(i) + (500 if i == 700 else 0),
+                              {}, rng.choice(["yes", "no", 3, 0.5]), rng.choice([None, rng.random()]),
+                              segment=rng.choice([None, "eu", "us"])) for i in range(1500)]
+    for event in events[:900]:
+        join.remember(event)
+        if rng.random() < 0.2:
+            join.match(f"r{rng.randrange(900)}")
+    assert join.evicted and join.expired and join.unmatched and 250 < len(join) <= 300
+    return join, events
+
+
+def test_a_label_join_restores_every_pending_prediction_in_order():
+    join, events = _join_with_backlog()
+    restored = LabelJoin.restore(join.snapshot())
+    assert list(restored._pending.items()) == list(join._pending.items())
+    assert (restored.evicted, restored.expired, restored.unmatched) == (join.evicted, join.expired, join.unmatched)
+    for event in events[900:]:  # then both evict, expire and match the same ones
+        for j in (join, restored):
+            j.remember(event)
+        assert restored.match(f"r{int(event.timestamp) % 1000}") == join.match(f"r{int(event.timestamp) % 1000}")
+    assert list(restored._pending.items()) == list(join._pending.items())
+    assert (restored.evicted, restored.expired, restored.unmatched) == (join.evicted, join.expired, join.unmatched)
+
+
+def test_a_label_join_snapshot_of_before_the_columns_restores():
+    join, _ = _join_with_backlog()
+    restored = LabelJoin.__new__(LabelJoin)
+    restored.__setstate__({**vars(join), "_pending": join._pending.copy()})  # what unpickling an old one does
+    assert list(restored._pending.items()) == list(join._pending.items()) and restored.evicted == join.evicted
+
+
+def test_half_space_trees_restore_node_for_node_and_score_alike():
+    import pickle
+
+    from river.anomaly import HalfSpaceTrees
+
+    import models.half_space_trees  # noqa: F401 - registers the column form
+
+    rng = random.Random(5)
+    stream = [{"cpu": rng.random(), "memory": rng.random() ** 2, "lag": rng.random() * 0.1} for _ in range(900)]
+    original = HalfSpaceTrees(n_trees=4, height=5, window_size=50, seed=7)
+    assert pickle.loads(pickle.dumps(original)).trees == []  # before the first value: no trees yet
+    for x in stream[:430]:
+        original.learn_one(x)
+    blob = pickle.dumps(original, protocol=5)
+    assert b"models.half_space_trees" in blob and b"PaddedBranch" not in blob  # columns, not nodes
+    restored = pickle.loads(blob)
+
+    def nodes(hst: HalfSpaceTrees) -> list[tuple]:
+        return [(type(n).__name__, getattr(n, "feature", None), getattr(n, "threshold", None), n.l_mass, n.r_mass)
+                for tree in hst.trees for n in tree.iter_dfs()]
+
+    assert nodes(restored) == nodes(original) and len(nodes(original)) == 4 * 63
+    assert [[id(n) for n in tree.iter_dfs()] for tree in restored.trees] == [
+        [id(n) for n in nodes_] for nodes_ in restored._tree_nodes]  # the flat lists hold the trees' own nodes
+    rest = []
+    for x in stream[430:]:
+        rest.append((original.score_one(x), restored.score_one(x)))
+        original.learn_one(x)
+        restored.learn_one(x)
+    assert all(a == b for a, b in rest) and len({a for a, _ in rest}) > 10
+    assert restored.rng.random() == original.rng.random()
