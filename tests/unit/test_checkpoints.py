@@ -209,3 +209,46 @@ def test_a_key_released_before_its_turn_has_nothing_to_save() -> None:
     _, due = checkpoints.begin()
     checkpoints.released()
     assert [checkpoints.save(key) for key in due] == [None]
+
+
+def test_a_checkpoint_saves_its_keys_spaced_out_to_a_share_of_the_intakes_time(monkeypatch) -> None:
+    """Snapshots taken back to back left the input a fraction of its rate for as long as the round lasted;
+    between two slices of saving, the intake now processes batches for three times as long."""
+    import asyncio
+
+    from agents import intake as intake_module
+
+    clock = [100.0]
+    monkeypatch.setattr(intake_module.time, "perf_counter", lambda: clock[0])
+    intake = intake_module.Intake()
+    saves: list[tuple[str, float]] = []
+    finished: list[float] = []
+    cost = {"big": 0.03, "small": 0.001}  # seconds of pickling per key
+
+    async def save(fleet: Any, key: str) -> None:
+        saves.append((key, clock[0]))
+        clock[0] += cost[key.split("-")[0]]
+
+    async def finish() -> None:
+        finished.append(clock[0])
+        intake._round = None
+
+    monkeypatch.setattr(intake, "_save", save)
+    monkeypatch.setattr(intake, "_finish", finish)
+    keys = [f"big-{i}" for i in range(4)] + [f"small-{i}" for i in range(20)]
+    intake._round = intake_module._Round({}, {}, [(None, key) for key in keys])
+
+    async def batches() -> None:
+        while intake._round is not None:
+            await intake._checkpoint_along()
+            clock[0] += 0.005  # a batch of events between two calls
+
+    asyncio.run(batches())
+    assert sorted(key for key, _ in saves) == sorted(keys) and len(finished) == 1
+    starts = [at for _, at in saves]
+    small_runs = [b - a for a, b in zip(starts, starts[1:]) if b - a < 0.002]
+    assert len(small_runs) >= 12  # cheap keys: several in one slice of SAVE_SLICE_S
+    spent = sum(cost[key.split("-")[0]] for key in keys)
+    assert finished[0] - starts[0] >= (spent - cost["big"]) / intake_module.SAVE_SHARE  # the last slice ends it
+    big = sorted(at for key, at in saves if key.startswith("big"))
+    assert all(b - a >= 0.03 / intake_module.SAVE_SHARE for a, b in zip(big, big[1:]))
