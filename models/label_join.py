@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from models.schema import PredictionEvent
 from models.snapshot import Snapshottable
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+class Pending(NamedTuple):
+    """A prediction waiting for its label. A named tuple, because one is made for every prediction: a frozen
+    dataclass sets each field through ``object.__setattr__`` (1.4 µs, against 0.4)."""
+
     version: str
     segment: str | None
     prediction: Any
