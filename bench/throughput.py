@@ -14,7 +14,9 @@ same topics, each with its own consumer group:
    monitor, sampled by py-spy (non-blocking, 100 Hz) over the same window;
 4. two emlops workers in one group, sharing the partitions;
 5. latency: a fresh worker on fresh topics fed at half the rate measured in 3, with incidents injected
-   over time; event produce time -> Kafka timestamp of the ticket revision on the incidents topic;
+   over time; event produce time -> Kafka timestamp of the ticket revision on the incidents topic. The
+   events are made beforehand, and the producer runs at a lower priority than the worker (it stands for
+   services on other machines); the table says which process had how much of the 2 cores meanwhile;
 6. the CPU cost of each hot-path step in-process (bench/components.py): decode, monitors, counters;
 7. memory of the monitors (bench/memory.py, in-process on models.fleet).
 
@@ -42,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -274,8 +277,8 @@ class Plan:
 
 
 class Bench:
-    def __init__(self, bootstrap: str, plan: Plan) -> None:
-        self.bootstrap, self.plan = bootstrap, plan
+    def __init__(self, bootstrap: str, plan: Plan, broker_pid: int | None = None) -> None:
+        self.bootstrap, self.plan, self.broker_pid = bootstrap, plan, broker_pid
         self.run_id = uuid.uuid4().hex[:6]
         self.prefix = f"bench-{self.run_id}."
         self.work = plan.out
@@ -448,13 +451,25 @@ class Bench:
             workload = Workload(self.models, self.sources, incidents, seed=29, clock=lambda: PRODUCE_TIME)
             encoded = [(settings.topics.infrastructure if kind == INFRASTRUCTURE else settings.topics.predictions,
                         key.encode(), codec.dumps(event)) for kind, key, event in itertools.islice(workload, n)]
-            pid = worker.pid
-            cpu0, t0 = cpu_seconds(pid), time.monotonic()
-            produced = await self._paced(encoded, rate)
-            cores = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+            # Who had the 2 cores while the events were produced: the worker, the broker (when it is local) and
+            # this process (the paced producer and the reader of the outputs).
+            pids = {"worker": worker.pid, "broker": self.broker_pid, "benchmark": os.getpid()}
+            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
+            t0 = time.monotonic()
+            with _yielding():
+                produced = await self._paced(encoded, rate)
+            elapsed = time.monotonic() - t0
+            cores = {name: (cpu_seconds(pids[name]) - cpu) / elapsed for name, cpu in cpu0.items()}
+            # The worker's own count of the events it processed (it commits only once a checkpoint is stored).
+            port = int(worker.env["EMLOPS_WEB_PORT"])
+            behind = produced - (await asyncio.to_thread(consumed, port))[0]
+            caught_up: float | None = 0.0 if behind <= 0 else None
             watch = GroupWatch(admin, app_id, await self._ends(settings))
-            lag_at_end = watch.total - await watch.committed()
-            await asyncio.sleep(8)  # the last tickets, and one more commit
+            ended = time.monotonic()
+            while time.monotonic() - ended < 8:  # the last tickets, and one more commit
+                if caught_up is None and (await asyncio.to_thread(consumed, port))[0] >= produced:
+                    caught_up = time.monotonic() - ended
+                await asyncio.sleep(0.1)
             lag_after = watch.total - await watch.committed()
             stop.set()
             await reader
@@ -472,8 +487,8 @@ class Bench:
         ms = lambda xs: [x * 1000 for x in xs]  # noqa: E731
         return {"rate": rate, "produced": produced, "revisions": len(revisions), "samples": len(latencies),
                 "latencies_ms": ms(latencies), "intake_ms": ms(intake), "routing_ms": ms(routing),
-                "detections": len(detections), "worker_cores": cores,
-                "lag_at_end": lag_at_end, "lag_after_8s": lag_after, "incidents_injected": len(incidents)}
+                "detections": len(detections), "cores": cores, "behind_at_end": behind, "caught_up_s": caught_up,
+                "lag_after_8s": lag_after, "incidents_injected": len(incidents)}
 
     async def _wait_ready(self, worker: WorkerProcess, admin: AIOKafkaAdminClient, app_id: str) -> None:
         deadline = time.monotonic() + 120
@@ -632,6 +647,22 @@ class Bench:
         return self.results
 
 
+@contextlib.contextmanager
+def _yielding(niceness: int = 10) -> Iterator[None]:
+    """This thread (the paced producer and the reader) at a lower priority. They stand for services on other
+    machines but share the 2 cores here, and at the worker's own priority they took its CPU when it had
+    events waiting: at 5,000 events/s, p50 102-123 ms rather than 36-55. An event's timestamp is taken just
+    before it is sent, so a wait this adds to the producer counts against the worker, never for it."""
+    thread = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, thread)
+    os.setpriority(os.PRIO_PROCESS, thread, before + niceness)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(PermissionError):  # only root may raise a priority back
+            os.setpriority(os.PRIO_PROCESS, thread, before)
+
+
 def _detection_key(d: dict[str, Any]) -> tuple[float, str, str]:
     return d["event_time"], d["kind"], json.dumps(d["entity"], sort_keys=True)
 
@@ -683,17 +714,20 @@ def latency_lines(lat: dict[str, Any] | None, paced: str, failures: dict[str, st
            f"events/s ({paced}), {lat['produced']:,} events, {lat['incidents_injected']} incidents injected:")
     yield (f"         p50 {p50:.0f} ms, p90 {percentile(lats, 90):.0f} ms, p99 {p99:.0f} ms, max "
            f"{max(lats) if lats else NAN:.0f} ms over {lat['samples']} detection-caused revisions "
-           f"(of {lat['revisions']} revisions); consumer lag at the end of production {lat['lag_at_end']:,} "
-           f"events, 8 s later {lat['lag_after_8s']:,} (committed offsets); the worker used "
-           f"{lat['worker_cores']:.2f} cores")
+           f"(of {lat['revisions']} revisions)")
+    caught_up = "not within 8 s" if lat["caught_up_s"] is None else f"{lat['caught_up_s']:.1f} s later"
+    yield (f"         the worker had {lat['behind_at_end']:,} events left to process when production ended (caught "
+           f"up {caught_up}; uncommitted 8 s later: {lat['lag_after_8s']:,})")
+    yield "         cores used while producing: " + ", ".join(
+        f"{name} {cores:.2f}" for name, cores in lat["cores"].items()) + " (benchmark: paced producer and reader)"
     if lat["intake_ms"]:
         yield (f"         split: event -> detection on the detections topic p50 "
                f"{percentile(lat['intake_ms'], 50):.0f} / p99 {percentile(lat['intake_ms'], 99):.0f} ms; "
                f"detection -> ticket p50 {percentile(lat['routing_ms'], 50):.0f} / p99 "
                f"{percentile(lat['routing_ms'], 99):.0f} ms")
-    if lat["lag_at_end"] > 2 * lat["rate"]:
+    if lat["behind_at_end"] > 2 * lat["rate"]:
         yield (f"         the worker fell behind (more than 2 s of input unprocessed when production ended): it got "
-               f"{lat['worker_cores']:.2f} cores, so these latencies measure its backlog, not its hot path")
+               f"{lat['cores']['worker']:.2f} cores, so these latencies measure its backlog, not its hot path")
     yield "         targets: p50 <= 20 ms, p99 <= 250 ms"
 
 
@@ -834,7 +868,8 @@ def main() -> int:
         bootstrap = broker.start()
         broker_text = "local Apache Kafka 4.1.1 (KRaft, one node, loopback, same machine)"
     try:
-        results = Bench(bootstrap, plan).run_sync()
+        broker_pid = int(broker.pid_file.read_text()) if broker is not None else None
+        results = Bench(bootstrap, plan, broker_pid).run_sync()
     finally:
         if broker is not None:
             broker.stop()
