@@ -94,12 +94,14 @@ class _Positions:
 @dataclass
 class _Round:
     """A checkpoint in progress: the offsets it commits once done, the events they cover per fleet, the keys
-    still to save and the writes sent (snapshots and deletions)."""
+    still to save and the writes sent (snapshots and deletions). ``spaced``: its keys are saved spaced out
+    (``SAVE_SHARE``); not when ``checkpoint_max_events`` forced it, as that count caps what a crash replays."""
 
     mark: dict[TopicPartition, int]
     unsaved: dict[str, int]
     due: list[tuple[FleetInput, str]]
     written: list[tuple[FleetInput, Write]] = field(default_factory=list)
+    spaced: bool = True
 
 
 class Intake(Service):
@@ -224,8 +226,10 @@ class Intake(Service):
     # --- checkpoints -------------------------------------------------------------------------------------
 
     def _checkpoint_due(self) -> bool:
-        return (time.monotonic() - self._last_checkpoint >= settings.checkpoint_interval_s
-                or any(f.unsaved >= settings.checkpoint_max_events for f in self.fleets.values()))
+        return time.monotonic() - self._last_checkpoint >= settings.checkpoint_interval_s or self._too_many_unsaved()
+
+    def _too_many_unsaved(self) -> bool:
+        return any(f.unsaved >= settings.checkpoint_max_events for f in self.fleets.values())
 
     async def _checkpoint_along(self) -> None:
         """Between batches: start a checkpoint when one is due, save its keys for up to ``SAVE_SLICE_S``
@@ -236,8 +240,9 @@ class Intake(Service):
             if not self._checkpoint_due():
                 return
             self._round = await self._begin()
+            self._round.spaced = not self._too_many_unsaved()
         started = time.perf_counter()
-        if started < self._next_save:
+        if self._round.spaced and started < self._next_save:
             return
         while self._round.due and time.perf_counter() - started < SAVE_SLICE_S:
             await self._save(*self._round.due.pop())

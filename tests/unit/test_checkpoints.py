@@ -211,9 +211,9 @@ def test_a_key_released_before_its_turn_has_nothing_to_save() -> None:
     assert [checkpoints.save(key) for key in due] == [None]
 
 
-def test_a_checkpoint_saves_its_keys_spaced_out_to_a_share_of_the_intakes_time(monkeypatch) -> None:
-    """Snapshots taken back to back left the input a fraction of its rate for as long as the round lasted;
-    between two slices of saving, the intake now processes batches for three times as long."""
+def _paced_round(monkeypatch: Any, keys: list[str], cost: dict[str, float], spaced: bool) -> tuple[list, list]:
+    """A checkpoint round of ``keys`` run between batches of 5 ms, on a clock that pickling a key advances by
+    its ``cost``: when each key was saved, and when the round finished."""
     import asyncio
 
     from agents import intake as intake_module
@@ -223,7 +223,6 @@ def test_a_checkpoint_saves_its_keys_spaced_out_to_a_share_of_the_intakes_time(m
     intake = intake_module.Intake()
     saves: list[tuple[str, float]] = []
     finished: list[float] = []
-    cost = {"big": 0.03, "small": 0.001}  # seconds of pickling per key
 
     async def save(fleet: Any, key: str) -> None:
         saves.append((key, clock[0]))
@@ -235,8 +234,7 @@ def test_a_checkpoint_saves_its_keys_spaced_out_to_a_share_of_the_intakes_time(m
 
     monkeypatch.setattr(intake, "_save", save)
     monkeypatch.setattr(intake, "_finish", finish)
-    keys = [f"big-{i}" for i in range(4)] + [f"small-{i}" for i in range(20)]
-    intake._round = intake_module._Round({}, {}, [(None, key) for key in keys])
+    intake._round = intake_module._Round({}, {}, [(None, key) for key in keys], spaced=spaced)
 
     async def batches() -> None:
         while intake._round is not None:
@@ -245,6 +243,17 @@ def test_a_checkpoint_saves_its_keys_spaced_out_to_a_share_of_the_intakes_time(m
 
     asyncio.run(batches())
     assert sorted(key for key, _ in saves) == sorted(keys) and len(finished) == 1
+    return saves, finished
+
+
+def test_a_checkpoint_saves_its_keys_spaced_out_to_a_share_of_the_intakes_time(monkeypatch) -> None:
+    """Snapshots taken back to back left the input a fraction of its rate for as long as the round lasted;
+    between two slices of saving, the intake now processes batches for three times as long."""
+    from agents import intake as intake_module
+
+    cost = {"big": 0.03, "small": 0.001}  # seconds of pickling per key
+    keys = [f"big-{i}" for i in range(4)] + [f"small-{i}" for i in range(20)]
+    saves, finished = _paced_round(monkeypatch, keys, cost, spaced=True)
     starts = [at for _, at in saves]
     small_runs = [b - a for a, b in zip(starts, starts[1:]) if b - a < 0.002]
     assert len(small_runs) >= 12  # cheap keys: several in one slice of SAVE_SLICE_S
@@ -252,3 +261,33 @@ def test_a_checkpoint_saves_its_keys_spaced_out_to_a_share_of_the_intakes_time(m
     assert finished[0] - starts[0] >= (spent - cost["big"]) / intake_module.SAVE_SHARE  # the last slice ends it
     big = sorted(at for key, at in saves if key.startswith("big"))
     assert all(b - a >= 0.03 / intake_module.SAVE_SHARE for a, b in zip(big, big[1:]))
+
+
+def test_a_checkpoint_forced_by_the_count_of_unsaved_events_is_not_spaced_out(monkeypatch) -> None:
+    """That count caps what a crash reads again, so its round saves a slice after every batch."""
+    keys = [f"big-{i}" for i in range(4)]
+    saves, finished = _paced_round(monkeypatch, keys, {"big": 0.03}, spaced=False)
+    starts = [at for _, at in saves]
+    assert [round(b - a, 3) for a, b in zip(starts, starts[1:])] == [0.035] * 3  # the key, then one batch
+    assert round(finished[0] - starts[0], 3) == 0.135  # and the round ends with the last one
+
+
+def test_a_round_is_spaced_out_when_the_interval_starts_it_not_when_the_count_does(monkeypatch) -> None:
+    import asyncio
+
+    from agents import intake as intake_module
+
+    intake = intake_module.Intake()
+    fleet = intake.add("model", ["in"], lambda value: value, watcher()[0])
+    rounds: list[bool] = []
+
+    async def finish() -> None:
+        rounds.append(intake._round.spaced)
+        intake._round = None
+
+    monkeypatch.setattr(intake, "_finish", finish)
+    intake._last_checkpoint -= intake_module.settings.checkpoint_interval_s  # the interval is up
+    asyncio.run(intake._checkpoint_along())
+    fleet.unsaved = intake_module.settings.checkpoint_max_events  # the count is reached
+    asyncio.run(intake._checkpoint_along())
+    assert rounds == [True, False]
