@@ -20,7 +20,8 @@ gc.freeze()
 gc.set_threshold(50_000, 20, 100)
 # Faust's consumer runs in a thread of its own, and each step of handing a detection to the routing agent
 # needs the GIL while the intake holds it: the thread waits out Python's switch interval (5 ms) each time.
-# At 1 ms, detection -> ticket took 23 rather than 38 ms (p50) at 5,000 events/s in bench/throughput.py.
+# At 1 ms, detection -> ticket took 23-24 rather than 38-39 ms (p50, two runs each) at 5,000 events/s in
+# bench/throughput.py.
 sys.setswitchinterval(0.001)
 
 __all__ = ["app"]

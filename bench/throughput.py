@@ -70,10 +70,10 @@ from bench.procstat import cpu_seconds, loadavg, peak_rss_mib  # noqa: E402
 from bench.workload import INFRASTRUCTURE, Incident, Workload, fleet, standard_incidents  # noqa: E402
 from models import codec, signals  # noqa: E402
 
-# Revisions published at once because of a detection (routing.route); "N more occurrence(s)", "quiet for"
-# and operator actions come from timers or people, so their latency says nothing about the hot path.
 # The timestamp the latency phase's events are made with; replaced by the time each is sent. No event has it.
 PRODUCE_TIME = 1e-300
+# Revisions published at once because of a detection (routing.route); "N more occurrence(s)", "quiet for"
+# and operator actions come from timers or people, so their latency says nothing about the hot path.
 DETECTION_REASONS = re.compile(r"^(opened|escalated to|new signal|new areas|explained by|new entity)")
 
 
