@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator
 
@@ -10,7 +11,7 @@ import pytest
 
 from models.config import MonitorConfig
 from models.fleet import ModelFleet, ServiceFleet
-from models.label_join import LabelJoin
+from models.label_join import LabelJoin, Pending
 from models.model_monitor import ModelMonitor
 from models.registry import Registry
 from models.schema import Detection, DetectionKind, InfraEvent, LabelEvent, PredictionEvent, Severity
@@ -304,6 +305,63 @@ def test_label_join_matches_once():
     assert join.match("r0") is not None
     assert join.match("r0") is None
     assert join.unmatched == 1
+
+
+class ReferenceJoin:
+    """The join's rules, written the plain way (one entry per prediction in an ordered dict): what the
+    columns with their holes, head and cuts must match."""
+
+    def __init__(self, max_pending: int, ttl_s: float) -> None:
+        self.max_pending, self.ttl_s = max_pending, ttl_s
+        self.pending: OrderedDict[str, Pending] = OrderedDict()
+        self.evicted = self.expired = self.unmatched = 0
+
+    def remember(self, e: PredictionEvent) -> None:
+        self.pending.pop(e.request_id, None)
+        self.pending[e.request_id] = Pending(e.version, e.segment, e.prediction, e.timestamp, e.confidence)
+        if len(self.pending) > self.max_pending:
+            self.pending.popitem(last=False)
+            self.evicted += 1
+        while self.pending and next(iter(self.pending.values())).timestamp < e.timestamp - self.ttl_s:
+            self.pending.popitem(last=False)
+            self.expired += 1
+
+    def match(self, request_id: str) -> Pending | None:
+        found = self.pending.pop(request_id, None)
+        self.unmatched += found is None
+        return found
+
+
+@pytest.mark.parametrize("labelled, max_pending", [(0.0, 500), (0.3, 500), (0.97, 20_000)])
+def test_label_join_keeps_the_rules_of_a_join_by_request_id(labelled, max_pending):
+    """Predictions sent again, labels soon, late, twice or never, gaps beyond the ttl: the same matches and
+    counts as the plain join, through many cuts of the columns. Its columns stay within four times what it
+    holds (plus 2,048), also when nearly every label comes soon and the few that never come hold the head
+    back: the holes behind those are cut out."""
+    rng = random.Random(int(labelled * 100))
+    join, reference = LabelJoin(max_pending, ttl_s=400.0), ReferenceJoin(max_pending, 400.0)
+    compactions = []
+    compact = join._compact
+    join._compact = lambda: (compactions.append(len(join)), compact())
+    t, sent = 0.0, 0
+    for step in range(40_000):
+        t += 450 if step % 15_000 == 14_999 else rng.random() * 0.05
+        if rng.random() < 0.5:
+            rid = f"r{sent - rng.randrange(50)}" if rng.random() < 0.02 else f"r{sent}"
+            sent += 1
+            event = PredictionEvent(rid, "m", rng.choice(["1", "2"]), t, {}, rng.choice(["a", "b", 1, 0.5, True]),
+                                    rng.choice([None, rng.random()]), segment=rng.choice([None, "eu"]))
+            join.remember(event)
+            reference.remember(event)
+            assert len(join._ids) - join._head <= 2 * len(join) + 1024 and join._head <= max(1024, len(join._ids) / 2)
+        elif rng.random() < labelled or rng.random() < 0.02:
+            rid = f"r{sent - 1 - min(sent - 1, int(rng.expovariate(1 / 30)))}"
+            assert join.match(rid) == reference.match(rid)
+        assert len(join) == len(reference.pending)
+    assert list(join.items()) == list(reference.pending.items())
+    assert (join.evicted, join.expired, join.unmatched) == (reference.evicted, reference.expired, reference.unmatched)
+    # The run went through what it is meant to test: expiry, and cuts after evictions or of the holes.
+    assert join.expired and ((join.evicted and join._cut) if labelled < 0.9 else len(compactions) >= 3)
 
 
 @pytest.mark.parametrize("params", [{"max_pending": 0}, {"ttl_s": 0}, {"ttl_s": -5}])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import random
+from collections import OrderedDict
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -245,21 +246,33 @@ def _join_with_backlog(seed: int = 3) -> tuple[LabelJoin, list[PredictionEvent]]
 def test_a_label_join_restores_every_pending_prediction_in_order():
     join, events = _join_with_backlog()
     restored = LabelJoin.restore(join.snapshot())
-    assert list(restored._pending.items()) == list(join._pending.items())
+    assert list(restored.items()) == list(join.items())
     assert (restored.evicted, restored.expired, restored.unmatched) == (join.evicted, join.expired, join.unmatched)
     for event in events[900:]:  # then both evict, expire and match the same ones
         for j in (join, restored):
             j.remember(event)
         assert restored.match(f"r{int(event.timestamp) % 1000}") == join.match(f"r{int(event.timestamp) % 1000}")
-    assert list(restored._pending.items()) == list(join._pending.items())
+    assert list(restored.items()) == list(join.items())
     assert (restored.evicted, restored.expired, restored.unmatched) == (join.evicted, join.expired, join.unmatched)
 
 
-def test_a_label_join_snapshot_of_before_the_columns_restores():
-    join, _ = _join_with_backlog()
+@pytest.mark.parametrize("layout", ["by request id", "a list per field"])
+def test_a_label_join_snapshot_of_earlier_layouts_restores(layout):
+    """What unpickling a join of before 2026-11-28 (an ordered dict of pending predictions by request id) or
+    of that day (the same pickled as a list per field) hands to ``__setstate__``."""
+    join, events = _join_with_backlog()
+    pending = OrderedDict(join.items())
+    counts = {"max_pending": join.max_pending, "ttl_s": join.ttl_s, "evicted": join.evicted,
+              "expired": join.expired, "unmatched": join.unmatched}
+    held = (list(pending), *([p[i] for p in pending.values()] for i in range(5)))
     restored = LabelJoin.__new__(LabelJoin)
-    restored.__setstate__({**vars(join), "_pending": join._pending.copy()})  # what unpickling an old one does
-    assert list(restored._pending.items()) == list(join._pending.items()) and restored.evicted == join.evicted
+    restored.__setstate__({**counts, "_pending": pending} if layout == "by request id" else {**counts, "_columns": held})
+    assert list(restored.items()) == list(join.items()) and restored.evicted == join.evicted
+    for event in events[900:]:
+        for j in (join, restored):
+            j.remember(event)
+        assert restored.match(f"r{int(event.timestamp) % 1000}") == join.match(f"r{int(event.timestamp) % 1000}")
+    assert list(restored.items()) == list(join.items())
 
 
 def test_half_space_trees_restore_node_for_node_and_score_alike():
