@@ -81,6 +81,7 @@ class FleetInput:
     watcher: Checkpointed
     state_topic: str
     unsaved: int = 0  # events processed since the last checkpoint (what a crash would make it read again)
+    lead: int = 0  # how much sooner than checkpoint_max_events a round starts: see Intake._checkpoint_due
 
 
 @dataclass
@@ -94,14 +95,12 @@ class _Positions:
 @dataclass
 class _Round:
     """A checkpoint in progress: the offsets it commits once done, the events they cover per fleet, the keys
-    still to save and the writes sent (snapshots and deletions). ``spaced``: its keys are saved spaced out
-    (``SAVE_SHARE``); not when ``checkpoint_max_events`` forced it, as that count caps what a crash replays."""
+    still to save and the writes sent (snapshots and deletions)."""
 
     mark: dict[TopicPartition, int]
     unsaved: dict[str, int]
     due: list[tuple[FleetInput, str]]
     written: list[tuple[FleetInput, Write]] = field(default_factory=list)
-    spaced: bool = True
 
 
 class Intake(Service):
@@ -226,7 +225,12 @@ class Intake(Service):
     # --- checkpoints -------------------------------------------------------------------------------------
 
     def _checkpoint_due(self) -> bool:
-        return time.monotonic() - self._last_checkpoint >= settings.checkpoint_interval_s or self._too_many_unsaved()
+        """When the interval is up, or a fleet nears ``checkpoint_max_events`` unsaved events: by twice as many
+        as it processed while its last round was saving (at most half the count), so that a round spaced out
+        still ends before the count. At high rates the count, not the interval, starts every round; started
+        at the count itself, they had to be saved back to back, and stalled the input as long."""
+        return time.monotonic() - self._last_checkpoint >= settings.checkpoint_interval_s or any(
+            f.unsaved + f.lead >= settings.checkpoint_max_events for f in self.fleets.values())
 
     def _too_many_unsaved(self) -> bool:
         return any(f.unsaved >= settings.checkpoint_max_events for f in self.fleets.values())
@@ -235,14 +239,14 @@ class Intake(Service):
         """Between batches: start a checkpoint when one is due, save its keys for up to ``SAVE_SLICE_S``
         at a time and at most ``SAVE_SHARE`` of the time, and commit once all are stored. Saving every key at
         once would stall the input (and the tickets of every detection in it) for as long as pickling a fleet
-        takes: hundreds of ms for the benchmark's 16 keys."""
+        takes: hundreds of ms for the benchmark's 16 keys. Once a fleet has ``checkpoint_max_events`` unsaved
+        events, a slice follows every batch: that count caps what a crash reads again."""
         if self._round is None:
             if not self._checkpoint_due():
                 return
             self._round = await self._begin()
-            self._round.spaced = not self._too_many_unsaved()
         started = time.perf_counter()
-        if self._round.spaced and started < self._next_save:
+        if started < self._next_save and not self._too_many_unsaved():
             return
         while self._round.due and time.perf_counter() - started < SAVE_SLICE_S:
             await self._save(*self._round.due.pop())
@@ -301,7 +305,8 @@ class Intake(Service):
                 fleet.watcher.retry([write])
             return
         for fleet in self.fleets.values():
-            fleet.unsaved = max(0, fleet.unsaved - done.unsaved[fleet.name])
+            fleet.unsaved = max(0, fleet.unsaved - done.unsaved[fleet.name])  # those processed since it began
+            fleet.lead = min(2 * fleet.unsaved, settings.checkpoint_max_events // 2)
         offsets = {tp: offset for tp, offset in done.mark.items() if self._positions.committed.get(tp) != offset}
         if offsets and self._consumer is not None:
             try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import zlib
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
 
 from agents.checkpoints import Checkpointed, Write
 
@@ -211,9 +211,11 @@ def test_a_key_released_before_its_turn_has_nothing_to_save() -> None:
     assert [checkpoints.save(key) for key in due] == [None]
 
 
-def _paced_round(monkeypatch: Any, keys: list[str], cost: dict[str, float], spaced: bool) -> tuple[list, list]:
+def _paced_round(monkeypatch: Any, keys: list[str], cost: dict[str, float],
+                 unsaved: Callable[[int], int] = lambda batch: 0) -> tuple[list, list]:
     """A checkpoint round of ``keys`` run between batches of 5 ms, on a clock that pickling a key advances by
-    its ``cost``: when each key was saved, and when the round finished."""
+    its ``cost``, with ``unsaved(batch)`` events unsaved after each batch: when each key was saved, and when
+    the round finished."""
     import asyncio
 
     from agents import intake as intake_module
@@ -221,6 +223,7 @@ def _paced_round(monkeypatch: Any, keys: list[str], cost: dict[str, float], spac
     clock = [100.0]
     monkeypatch.setattr(intake_module.time, "perf_counter", lambda: clock[0])
     intake = intake_module.Intake()
+    fleet = intake.add("model", ["in"], lambda value: value, watcher()[0])
     saves: list[tuple[str, float]] = []
     finished: list[float] = []
 
@@ -234,12 +237,15 @@ def _paced_round(monkeypatch: Any, keys: list[str], cost: dict[str, float], spac
 
     monkeypatch.setattr(intake, "_save", save)
     monkeypatch.setattr(intake, "_finish", finish)
-    intake._round = intake_module._Round({}, {}, [(None, key) for key in keys], spaced=spaced)
+    intake._round = intake_module._Round({}, {}, [(None, key) for key in keys])
 
     async def batches() -> None:
+        batch = 0
         while intake._round is not None:
+            fleet.unsaved = unsaved(batch)
             await intake._checkpoint_along()
             clock[0] += 0.005  # a batch of events between two calls
+            batch += 1
 
     asyncio.run(batches())
     assert sorted(key for key, _ in saves) == sorted(keys) and len(finished) == 1
@@ -253,7 +259,7 @@ def test_a_checkpoint_saves_its_keys_spaced_out_to_a_share_of_the_intakes_time(m
 
     cost = {"big": 0.03, "small": 0.001}  # seconds of pickling per key
     keys = [f"big-{i}" for i in range(4)] + [f"small-{i}" for i in range(20)]
-    saves, finished = _paced_round(monkeypatch, keys, cost, spaced=True)
+    saves, finished = _paced_round(monkeypatch, keys, cost)
     starts = [at for _, at in saves]
     small_runs = [b - a for a, b in zip(starts, starts[1:]) if b - a < 0.002]
     assert len(small_runs) >= 12  # cheap keys: several in one slice of SAVE_SLICE_S
@@ -263,31 +269,44 @@ def test_a_checkpoint_saves_its_keys_spaced_out_to_a_share_of_the_intakes_time(m
     assert all(b - a >= 0.03 / intake_module.SAVE_SHARE for a, b in zip(big, big[1:]))
 
 
-def test_a_checkpoint_forced_by_the_count_of_unsaved_events_is_not_spaced_out(monkeypatch) -> None:
-    """That count caps what a crash reads again, so its round saves a slice after every batch."""
-    keys = [f"big-{i}" for i in range(4)]
-    saves, finished = _paced_round(monkeypatch, keys, {"big": 0.03}, spaced=False)
+def test_once_the_count_of_unsaved_events_is_reached_a_slice_follows_every_batch(monkeypatch) -> None:
+    """That count caps what a crash reads again: from the batch that reaches it on, the round saves a slice
+    after every batch."""
+    from agents import intake as intake_module
+
+    count = intake_module.settings.checkpoint_max_events
+    keys = [f"big-{i}" for i in range(6)]
+    saves, finished = _paced_round(monkeypatch, keys, {"big": 0.03}, lambda batch: count - 1 + (batch >= 25))
     starts = [at for _, at in saves]
-    assert [round(b - a, 3) for a, b in zip(starts, starts[1:])] == [0.035] * 3  # the key, then one batch
-    assert round(finished[0] - starts[0], 3) == 0.135  # and the round ends with the last one
+    gaps = [round(b - a, 3) for a, b in zip(starts, starts[1:])]
+    assert gaps[0] >= 0.03 / intake_module.SAVE_SHARE - 1e-9  # spaced out while under the count
+    assert gaps[-3:] == [0.035] * 3  # then the key, one batch, the next key
+    assert round(finished[0] - starts[-1], 3) == 0.03  # and the round ends with the last one
 
 
-def test_a_round_is_spaced_out_when_the_interval_starts_it_not_when_the_count_does(monkeypatch) -> None:
+def test_the_count_starts_a_round_early_by_twice_the_events_of_the_last_rounds_saving(monkeypatch) -> None:
+    """So that a round spaced out ends before the count of unsaved events is reached; at most half the count."""
     import asyncio
 
     from agents import intake as intake_module
 
+    count = intake_module.settings.checkpoint_max_events
     intake = intake_module.Intake()
     fleet = intake.add("model", ["in"], lambda value: value, watcher()[0])
-    rounds: list[bool] = []
-
-    async def finish() -> None:
-        rounds.append(intake._round.spaced)
-        intake._round = None
-
-    monkeypatch.setattr(intake, "_finish", finish)
-    intake._last_checkpoint -= intake_module.settings.checkpoint_interval_s  # the interval is up
-    asyncio.run(intake._checkpoint_along())
-    fleet.unsaved = intake_module.settings.checkpoint_max_events  # the count is reached
-    asyncio.run(intake._checkpoint_along())
-    assert rounds == [True, False]
+    fleet.unsaved = 1_000
+    asyncio.run(intake._checkpoint())  # a round that covers 1,000 events...
+    assert (fleet.unsaved, fleet.lead) == (0, 0)
+    fleet.unsaved = count - 1
+    assert not intake._checkpoint_due()
+    intake._round = asyncio.run(intake._begin())
+    fleet.unsaved += 3_000  # ...and 3,000 more processed while the next was saving
+    asyncio.run(intake._complete())
+    assert (fleet.unsaved, fleet.lead) == (3_000, 6_000)
+    fleet.unsaved = count - 6_001
+    assert not intake._checkpoint_due()
+    fleet.unsaved += 1
+    assert intake._checkpoint_due()
+    intake._round = asyncio.run(intake._begin())
+    fleet.unsaved += count  # a round that could not keep up: the lead is capped
+    asyncio.run(intake._complete())
+    assert fleet.lead == count // 2
