@@ -49,6 +49,20 @@ class Write(NamedTuple):
     blob: bytes | None
 
 
+class Snapshot(NamedTuple):
+    """A key's state as :meth:`Checkpointed.save` took it, before compression. Compressing took as long as
+    pickling, and zlib lets other threads run meanwhile: so the intake compresses on a thread of its own while
+    its event loop goes on (the state is bytes by then, which nothing changes)."""
+
+    partition: int
+    key: str
+    applied: bytes  # the header: the last offset included, per input partition
+    state: bytes
+
+    def write(self) -> Write:
+        return Write(self.partition, self.key, self.applied + b"\n" + zlib.compress(self.state, 1))
+
+
 class Checkpointed:
     """A fleet whose per-key state is saved in snapshots that say which input offsets they include."""
 
@@ -123,14 +137,13 @@ class Checkpointed:
         due, self._dirty = sorted(self._dirty), set()
         return deletions, due
 
-    def save(self, key: str) -> Write | None:
+    def save(self, key: str) -> Snapshot | None:
         """A key's snapshot as of now (it includes every event observed so far), or None if the key is gone
         (evicted or released) since the checkpoint began: then it has nothing to save."""
         if key not in self._loaded or key not in self._applied:
             return None
         self.saved += 1
-        header = orjson.dumps(self._applied[key])
-        return Write(self._partition_of[key], key, header + b"\n" + zlib.compress(self.fleet.snapshot_key(key), 1))
+        return Snapshot(self._partition_of[key], key, orjson.dumps(self._applied[key]), self.fleet.snapshot_key(key))
 
     def assigned(self, stored: dict[str, bytes], places: Iterable[str]) -> None:
         """This worker now owns the input partitions ``places`` ("topic:partition") and ``stored`` holds
@@ -158,11 +171,11 @@ class Checkpointed:
         if gone:
             log.info("released the state of %d keys of revoked partitions", len(gone))
 
-    def retry(self, writes: Iterable[Write]) -> None:
+    def retry(self, writes: Iterable[Write | Snapshot]) -> None:
         """These writes were not stored: done again at the next checkpoint (unless released by then), a
         snapshot as its key is then, a deletion as it was."""
         for write in writes:
-            if write.blob is None:
+            if isinstance(write, Write) and write.blob is None:
                 self._undeleted.append(write)
             elif write.key in self._loaded:
                 self._dirty.add(write.key)

@@ -19,6 +19,7 @@ import asyncio
 import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -29,7 +30,7 @@ from aiokafka.structs import ConsumerRecord
 from mode import Service
 from prometheus_client.core import GaugeMetricFamily
 
-from agents.checkpoints import Checkpointed, Write
+from agents.checkpoints import Checkpointed, Snapshot, Write
 from agents.dead_letters import dead_letter
 from agents.metrics import metrics
 from app.config import build_input_adapters
@@ -95,12 +96,13 @@ class _Positions:
 @dataclass
 class _Round:
     """A checkpoint in progress: the offsets it commits once done, the events they cover per fleet, the keys
-    still to save and the writes sent (snapshots and deletions)."""
+    still to save, the writes taken (deletions, and snapshots) and the snapshots being compressed and sent."""
 
     mark: dict[TopicPartition, int]
     unsaved: dict[str, int]
     due: list[tuple[FleetInput, str]]
-    written: list[tuple[FleetInput, Write]] = field(default_factory=list)
+    written: list[tuple[FleetInput, Write | Snapshot]] = field(default_factory=list)
+    storing: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 class Intake(Service):
@@ -120,6 +122,7 @@ class Intake(Service):
         self._next_save = 0.0  # perf_counter: not before this time does the round save its next keys
         self._last_checkpoint = time.monotonic()
         self._generation = 0  # counts revocations: a batch fetched before one is not processed after it
+        self._compressing = ThreadPoolExecutor(1, thread_name_prefix="emlops-checkpoint")  # one core at most
 
     def add(self, name: str, topics: Iterable[str], decode: Callable[[Any], Any],
             watcher: Checkpointed) -> FleetInput:
@@ -176,6 +179,7 @@ class Intake(Service):
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
+        self._compressing.shutdown()
 
     # --- the batch ---------------------------------------------------------------------------------------
 
@@ -281,11 +285,16 @@ class Intake(Service):
         return _Round(dict(self._positions.processed), {f.name: f.unsaved for f in self.fleets.values()}, due, written)
 
     async def _save(self, fleet: FleetInput, key: str) -> None:
-        write = fleet.watcher.save(key)
-        if write is not None:
-            await self._write(fleet, write)
+        snapshot = fleet.watcher.save(key)
+        if snapshot is not None:
             assert self._round is not None
-            self._round.written.append((fleet, write))
+            self._round.written.append((fleet, snapshot))
+            self._round.storing.append(asyncio.ensure_future(self._store(fleet, snapshot)))
+
+    async def _store(self, fleet: FleetInput, snapshot: Snapshot) -> None:
+        """Compressed on the checkpoint's thread, while the intake goes on with its batches; then sent."""
+        write = await asyncio.get_running_loop().run_in_executor(self._compressing, snapshot.write)
+        await self._write(fleet, write)
 
     async def _write(self, fleet: FleetInput, write: Write) -> None:
         await self._send(fleet.state_topic, key=write.key.encode(), value=write.blob, partition=write.partition)
@@ -296,8 +305,12 @@ class Intake(Service):
         nothing is committed: the events are read again."""
         done, self._round = self._round, None
         assert done is not None
+        stored = await asyncio.gather(*done.storing, return_exceptions=True)  # each snapshot sent, or failed
         sent, self._sent = self._sent, []
         try:
+            for result in stored:
+                if isinstance(result, BaseException):
+                    raise result
             await asyncio.gather(*sent)
         except KafkaError as exc:
             log.warning("checkpoint not stored, retried at the next one: %s", exc)

@@ -47,7 +47,7 @@ def watcher(max_keys: int = 10_000) -> tuple[Checkpointed, CountingFleet]:
 def checkpoint(checkpoints: Checkpointed) -> list[Write]:
     """A whole checkpoint at once: the deletions, then every due key's snapshot."""
     deletions, due = checkpoints.begin()
-    return deletions + [write for write in map(checkpoints.save, due) if write is not None]
+    return deletions + [snapshot.write() for snapshot in map(checkpoints.save, due) if snapshot is not None]
 
 
 def stored(writes: list[Write], store: dict[str, bytes] | None = None) -> dict[str, bytes]:
@@ -195,7 +195,7 @@ def test_a_key_saved_later_in_a_checkpoint_holds_what_it_observed_until_then() -
     checkpoints.observe("model-b", origin(1))
     deletions, due = checkpoints.begin()
     checkpoints.observe("model-b", origin(2))  # between two saves of one checkpoint
-    saved = {write.key: write for write in map(checkpoints.save, due) if write is not None}
+    saved = {s.key: s.write() for s in map(checkpoints.save, due) if s is not None}
     assert (deletions, sorted(saved)) == ([], ["model-a", "model-b"])
     restored, again = watcher()
     restored.assigned(stored(list(saved.values())), ["in:0"])
@@ -310,3 +310,69 @@ def test_the_count_starts_a_round_early_by_twice_the_events_of_the_last_rounds_s
     fleet.unsaved += count  # a round that could not keep up: the lead is capped
     asyncio.run(intake._complete())
     assert fleet.lead == count // 2
+
+
+class FakeProducer:
+    """Records what is sent; each delivery is a future the test settles (stored, or failed)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any], Any]] = []
+
+    async def send(self, topic: str, **kwargs: Any) -> Any:
+        import asyncio
+
+        delivery = asyncio.get_running_loop().create_future()
+        self.sent.append((topic, kwargs, delivery))
+        return delivery
+
+
+def test_snapshots_are_compressed_off_the_event_loop_then_sent_and_committed_once_stored(monkeypatch) -> None:
+    """Compressing took as long as pickling: the intake's thread does it while the loop goes on. The offsets
+    are committed only once every snapshot is stored; should one fail, every key of the round is due again
+    and nothing is committed."""
+    import asyncio
+    import threading
+
+    from agents import checkpoints as checkpoints_module
+    from agents import intake as intake_module
+
+    compressed_on: list[str] = []
+    compress = zlib.compress
+    monkeypatch.setattr(checkpoints_module.zlib, "compress", lambda data, level: (
+        compressed_on.append(threading.current_thread().name), compress(data, level))[1])
+    intake = intake_module.Intake()
+    checkpoints, counts = watcher()
+    fleet = intake.add("model", ["in"], lambda value: value, checkpoints)
+    producer = intake._producer = FakeProducer()
+    commits: list[dict] = []
+    intake._consumer = SimpleNamespace(commit=lambda offsets: commits.append(offsets) or asyncio.sleep(0))
+
+    async def round_(fail: bool) -> None:
+        for offset, key in enumerate(["model-a", "model-b", "model-a"]):
+            checkpoints.observe(key, origin(offset))
+        intake._positions.processed[intake_module.TopicPartition("in", 0)] = 3
+        fleet.unsaved = 3
+        producer.sent.clear()
+        finishing = asyncio.ensure_future(intake._checkpoint())
+        while len(producer.sent) < 2:  # both snapshots compressed and sent: not yet stored
+            await asyncio.sleep(0.001)
+        assert not finishing.done() and not commits
+        for i, (_, _, delivery) in enumerate(producer.sent):
+            if fail and i == 1:
+                delivery.set_exception(intake_module.KafkaError("not stored"))
+            else:
+                delivery.set_result(None)
+        await finishing
+
+    asyncio.run(round_(fail=True))
+    assert not commits and fleet.unsaved == 3
+    assert sorted(checkpoints.begin()[1]) == ["model-a", "model-b"]  # both due again
+    checkpoints, counts = watcher()
+    fleet.watcher = checkpoints
+    asyncio.run(round_(fail=False))
+    assert commits == [{intake_module.TopicPartition("in", 0): 3}] and fleet.unsaved == 0
+    restored, again = watcher()
+    restored.assigned({kwargs["key"].decode(): kwargs["value"] for _, kwargs, _ in producer.sent}, ["in:0"])
+    assert again.seen == {"model-a": 2, "model-b": 1}
+    assert compressed_on and set(compressed_on) != {threading.main_thread().name}
+    assert all(name.startswith("emlops-checkpoint") for name in compressed_on)
