@@ -306,3 +306,14 @@ def test_half_space_trees_restore_node_for_node_and_score_alike():
         restored.learn_one(x)
     assert all(a == b for a, b in rest) and len({a for a, _ in rest}) > 10
     assert restored.rng.random() == original.rng.random()
+
+
+def test_a_label_join_whose_request_ids_are_not_valid_unicode_still_snapshots():
+    """Its request ids are written as JSON, quicker than pickling them; one JSON cannot hold (a lone
+    surrogate: the decoders never make one, code that builds events could) keeps them pickled."""
+    join, events = _join_with_backlog()
+    odd = PredictionEvent("r\udcff", "m", "1", events[899].timestamp, {}, 1)
+    join.remember(odd)
+    restored = LabelJoin.restore(join.snapshot())
+    assert list(restored.items()) == list(join.items())
+    assert restored.match("r\udcff") == join.match("r\udcff") is not None
