@@ -33,8 +33,8 @@ class LabelJoin(Snapshottable):
 
     The predictions are held as columns, oldest first, because a checkpoint saves each model's whole join
     (up to ``max_pending`` predictions) every few seconds: with an object per prediction, scattered over the
-    heap, walking and pickling 40,000 of them took 70 ms, and stalled the intake as long. A matched or
-    re-sent prediction leaves a hole (its id None); the oldest slots are dropped by moving a head forward,
+    heap, walking and pickling 40,000 of them took 70 ms, and stalled the intake as long. A matched, re-sent
+    or dropped prediction leaves a hole (its id None); the oldest slots are dropped by moving a head forward,
     and the columns are cut when holes make up most of them.
     """
 
@@ -83,18 +83,19 @@ class LabelJoin(Snapshottable):
             return None
         i = slot - self._cut
         self._ids[i] = None
-        confidence = self._confidences[i]
-        return Pending(self._versions[i], self._segments[i], self._predictions[i], self._timestamps[i],
-                       None if confidence != confidence else confidence)
+        return self._pending(i)
 
     def items(self) -> Iterator[tuple[str, Pending]]:
         """The predictions waiting, oldest first."""
         for i in range(self._head, len(self._ids)):
             rid = self._ids[i]
             if rid is not None:
-                confidence = self._confidences[i]
-                yield rid, Pending(self._versions[i], self._segments[i], self._predictions[i], self._timestamps[i],
-                                   None if confidence != confidence else confidence)
+                yield rid, self._pending(i)
+
+    def _pending(self, i: int) -> Pending:
+        confidence = self._confidences[i]
+        return Pending(self._versions[i], self._segments[i], self._predictions[i], self._timestamps[i],
+                       None if confidence != confidence else confidence)
 
     def _drop(self, horizon: float) -> None:
         """Moves the head past holes, and past the oldest predictions while there are more than ``max_pending``
