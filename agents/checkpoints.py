@@ -81,6 +81,7 @@ class Checkpointed:
         self.saved = 0
         self.restored = 0
         self.refused = 0  # snapshots that did not restore (their keys started afresh)
+        self.oversized = 0  # snapshots too large for the state topic: not stored, their keys' older ones deleted
         self.skipped = 0
         self.evicted = 0
 

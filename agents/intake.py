@@ -54,6 +54,7 @@ SAVE_SLICE_S = 0.01  # snapshots taken between two batches (at least one)
 # the queue it built delayed every ticket of that second and the next. Spaced out, the input keeps up
 # between two keys.
 SAVE_SHARE = 0.25
+RECORD_OVERHEAD = 1024  # what a record adds to its key and value, generously (Kafka's limit is on the batch)
 
 
 class _AdapterState:
@@ -292,8 +293,17 @@ class Intake(Service):
             self._round.storing.append(asyncio.ensure_future(self._store(fleet, snapshot)))
 
     async def _store(self, fleet: FleetInput, snapshot: Snapshot) -> None:
-        """Compressed on the checkpoint's thread, while the intake goes on with its batches; then sent."""
+        """Compressed on the checkpoint's thread, while the intake goes on with its batches; then sent. A
+        snapshot the state topic would refuse is not: the key's older one is deleted instead, so that after a
+        crash the key starts afresh rather than from a state that misses what was committed since (retrying
+        it at every checkpoint would hold the commits back for good)."""
         write = await asyncio.get_running_loop().run_in_executor(self._compressing, snapshot.write)
+        size = len(write.blob or b"") + len(write.key.encode())
+        if size > CHECKPOINT_MAX_BYTES - RECORD_OVERHEAD:
+            log.error("the snapshot of %r is %d bytes compressed, more than the state topic takes (%d): not "
+                      "stored, and its older one deleted", write.key, size, CHECKPOINT_MAX_BYTES)
+            fleet.watcher.oversized += 1
+            write = write._replace(blob=None)
         await self._write(fleet, write)
 
     async def _write(self, fleet: FleetInput, write: Write) -> None:

@@ -186,10 +186,11 @@ class _ReliabilityGauges:
         yield unacked
         keys = CounterMetricFamily("emlops_checkpoint_keys", "Monitor snapshots saved, keys restored from one, "
                                    "snapshots that did not restore (their keys started afresh), snapshots "
-                                   "deleted with their evicted key, and re-read events skipped as already in a "
-                                   "restored key's state, by fleet.", labels=["fleet", "event"])
+                                   "deleted with their evicted key, re-read events skipped as already in a "
+                                   "restored key's state, and snapshots too large to store, by fleet.",
+                                   labels=["fleet", "event"])
         for name, fleet in intake.fleets.items():
-            for event in ("saved", "restored", "refused", "evicted", "skipped"):
+            for event in ("saved", "restored", "refused", "evicted", "skipped", "oversized"):
                 keys.add_metric([name, event], getattr(fleet.watcher, event))
         yield keys
 

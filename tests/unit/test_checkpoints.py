@@ -376,3 +376,41 @@ def test_snapshots_are_compressed_off_the_event_loop_then_sent_and_committed_onc
     assert again.seen == {"model-a": 2, "model-b": 1}
     assert compressed_on and set(compressed_on) != {threading.main_thread().name}
     assert all(name.startswith("emlops-checkpoint") for name in compressed_on)
+
+
+def test_a_snapshot_too_large_for_the_state_topic_deletes_the_keys_older_one_and_the_rest_commit(monkeypatch) -> None:
+    """The broker would refuse it at every checkpoint and hold every commit back; instead the key's older
+    snapshot goes (after a crash it starts afresh, not from a state that misses what was committed since),
+    it is counted, and the round commits."""
+    import asyncio
+    import os
+
+    from agents import intake as intake_module
+
+    class BulkyFleet(CountingFleet):
+        def snapshot_key(self, key: str) -> bytes:
+            return os.urandom(4096) if key == "model-big" else super().snapshot_key(key)
+
+    monkeypatch.setattr(intake_module, "CHECKPOINT_MAX_BYTES", intake_module.RECORD_OVERHEAD + 2048)
+    intake = intake_module.Intake()
+    checkpoints = Checkpointed(BulkyFleet(), key_of=lambda record: record)
+    fleet = intake.add("model", ["in"], lambda value: value, checkpoints)
+    producer = intake._producer = FakeProducer()
+    commits: list[dict] = []
+    intake._consumer = SimpleNamespace(commit=lambda offsets: commits.append(offsets) or asyncio.sleep(0))
+
+    async def round_() -> None:
+        for offset, key in enumerate(["model-big", "model-small"]):
+            checkpoints.observe(key, origin(offset))
+        intake._positions.processed[intake_module.TopicPartition("in", 0)] = 2
+        finishing = asyncio.ensure_future(intake._checkpoint())
+        while len(producer.sent) < 2:
+            await asyncio.sleep(0.001)
+        for _, _, delivery in producer.sent:
+            delivery.set_result(None)
+        await finishing
+
+    asyncio.run(round_())
+    values = {kwargs["key"].decode(): kwargs["value"] for _, kwargs, _ in producer.sent}
+    assert values["model-big"] is None and values["model-small"] is not None
+    assert checkpoints.oversized == 1 and commits == [{intake_module.TopicPartition("in", 0): 2}]
