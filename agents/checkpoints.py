@@ -19,10 +19,12 @@ import zlib
 from typing import Any, Callable, Iterable, NamedTuple, Protocol
 
 import orjson
+import zstandard
 
 from models.schema import Detection
 
 log = logging.getLogger(__name__)
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # how a zstd frame begins; a zlib stream (snapshots before zstd) does not
 
 
 class Fleet(Protocol):
@@ -50,9 +52,10 @@ class Write(NamedTuple):
 
 
 class Snapshot(NamedTuple):
-    """A key's state as :meth:`Checkpointed.save` took it, before compression. Compressing took as long as
-    pickling, and zlib lets other threads run meanwhile: so the intake compresses on a thread of its own while
-    its event loop goes on (the state is bytes by then, which nothing changes)."""
+    """A key's state as :meth:`Checkpointed.save` took it, before compression. The intake compresses on a
+    thread of its own while its event loop goes on (the state is bytes by then, which nothing changes), with
+    zstd: on a full label join (50,000 predictions; request ids and confidences hardly compress) zlib took
+    34 ms, seven times as long as pickling it, for a slightly larger result; zstd takes 4 ms."""
 
     partition: int
     key: str
@@ -60,7 +63,14 @@ class Snapshot(NamedTuple):
     state: bytes
 
     def write(self) -> Write:
-        return Write(self.partition, self.key, self.applied + b"\n" + zlib.compress(self.state, 1))
+        return Write(self.partition, self.key, self.applied + b"\n" + zstandard.compress(self.state, 1))
+
+
+def decompress(blob: bytes) -> bytes:
+    """A snapshot's state: zstd, or zlib as written before (those still restore)."""
+    if blob.startswith(_ZSTD_MAGIC):
+        return zstandard.ZstdDecompressor().decompress(blob)
+    return zlib.decompress(blob)
 
 
 class Checkpointed:
@@ -109,7 +119,7 @@ class Checkpointed:
         if stored:
             header, blob = stored.split(b"\n", 1)
             try:
-                self.fleet.restore_key(key, zlib.decompress(blob))
+                self.fleet.restore_key(key, decompress(blob))
             except Exception as exc:  # noqa: BLE001 - whatever the snapshot holds, the worker carries on
                 # Written by another version or build (a format it does not read, a compiled type it lacks):
                 # the key starts afresh, as after an eviction, rather than stop the worker at every restart.

@@ -8,6 +8,8 @@ import zlib
 from types import SimpleNamespace
 from typing import Any, Callable
 
+import zstandard
+
 from agents.checkpoints import Checkpointed, Write
 
 
@@ -94,6 +96,21 @@ def test_a_snapshot_that_does_not_restore_starts_its_key_afresh() -> None:
     for offset in range(3, 7):  # re-read from an older committed offset
         second.observe("model-a", origin(offset))
     assert fleet.seen["model-a"] == 4 and second.skipped == 0
+
+
+def test_snapshots_are_zstd_and_those_written_with_zlib_before_still_restore() -> None:
+    first, _ = watcher()
+    for offset in range(5):
+        first.observe("model-a", origin(offset))
+        first.observe("model-b", origin(offset, partition=1))
+    store = stored(checkpoint(first))
+    header, blob = store["model-a"].split(b"\n", 1)
+    assert zstandard.decompress(blob) == b"5"
+    store["model-a"] = header + b"\n" + zlib.compress(b"5", 1)  # as a worker before zstd wrote it
+
+    second, fleet = watcher()
+    second.assigned(store, ["in:0", "in:1"])
+    assert fleet.seen == {"model-a": 5, "model-b": 5} and (second.restored, second.refused) == (2, 0)
 
 
 def test_several_records_of_one_message_all_count_but_a_redelivery_does_not() -> None:
@@ -337,8 +354,8 @@ def test_snapshots_are_compressed_off_the_event_loop_then_sent_and_committed_onc
     from agents import intake as intake_module
 
     compressed_on: list[str] = []
-    compress = zlib.compress
-    monkeypatch.setattr(checkpoints_module.zlib, "compress", lambda data, level: (
+    compress = zstandard.compress
+    monkeypatch.setattr(checkpoints_module.zstandard, "compress", lambda data, level: (
         compressed_on.append(threading.current_thread().name), compress(data, level))[1])
     intake = intake_module.Intake()
     checkpoints, counts = watcher()
