@@ -24,10 +24,10 @@ Rates of the Faust passthrough come from its consumer group's committed offsets 
 client), those of emlops workers from the events their /metrics say they consumed (they commit only at
 checkpoints): between the first progress seen and the last before the backlog was nearly gone, the worker
 was busy the whole time, so the slope is its sustained rate and its CPU over the same window is the CPU
-per event. A fresh worker gets slower as its state grows, up to its bounds: its label joins are full (50,000
-predictions for each of the 8 models) after some 500,000 events, and every checkpoint saves them whole. So
-the full run pre-produces 600,000 events, and the table gives each window's rate over its second half too;
-200,000 measured the first 8 s of a fresh worker, a quarter faster than it then keeps up.
+per event. A fresh worker's state grows up to its bounds (its label joins are full, 50,000 predictions for
+each of the 8 models, after some 500,000 events, and every checkpoint saves them whole), so the full run
+pre-produces 600,000 events and the table gives each window's rate over its second half too (4 to 5% below
+the whole window's in two runs). With 200,000, two workers had the backlog for 3 s after their group settled.
 Runs should span the whole backlog: Faust reads its topics round-robin, so the small infrastructure topic
 drains first and a capped window sees another mix (the table shows each window's infrastructure share).
 The last line is the one-line summary tracked from run to run.
