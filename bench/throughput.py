@@ -105,6 +105,8 @@ class Run:
     # Over the window's second half: a fresh worker's state grows (label joins fill, checkpoints get larger)
     # until every key is at its bounds, so a rate that holds up to the end is the sustained one.
     late_rate: float | None = None
+    # Cores the broker and the benchmark itself used over the window: what the machine left the readers.
+    others_cores: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -135,6 +137,7 @@ class Sample:
     infra: int  # of which on the infrastructure topic
     cpu: float
     stable: bool
+    others: dict[str, float] = field(default_factory=dict)  # CPU seconds of the broker and of the benchmark
 
 
 class GroupWatch:
@@ -143,8 +146,10 @@ class GroupWatch:
     the CPU of its processes."""
 
     def __init__(self, admin: AIOKafkaAdminClient, group: str, ends: dict[TopicPartition, int],
-                 members_of: str | None = None, ports: list[int] | None = None) -> None:
+                 members_of: str | None = None, ports: list[int] | None = None,
+                 others: dict[str, int | None] | None = None) -> None:
         self.admin, self.group, self.ends = admin, group, ends
+        self.others = {name: pid for name, pid in (others or {}).items() if pid}  # processes watched alongside
         self.members_of = members_of or group  # the group that reads the inputs (an emlops worker's intake)
         # emlops workers commit only at checkpoints (every 5 s), too seldom to time a backlog they clear in a
         # few seconds: their progress is the events their /metrics say they consumed.
@@ -209,7 +214,8 @@ class GroupWatch:
             committed, infra = await self.progress()
             now = time.monotonic()
             samples.append(Sample(now, committed, infra, sum(cpu_seconds(p) for p in pids),
-                                  state == "Stable" and active == members))
+                                  state == "Stable" and active == members,
+                                  {name: cpu_seconds(pid) for name, pid in self.others.items()}))
             if first_commit is None and committed > 0:
                 first_commit = now
                 if on_first_commit is not None:
@@ -264,6 +270,7 @@ def window(name: str, samples: list[Sample], total: int, tail: float, peaks: lis
     a, b = busy[0], busy[-1]
     run = Run(name, b.committed - a.committed, b.t - a.t, b.cpu - a.cpu, peaks, processes, complete, note)
     run.infra_share = (b.infra - a.infra) / run.events if run.events else 0.0
+    run.others_cores = {name: (b.others[name] - a.others[name]) / run.seconds for name in a.others}
     middle = min(busy, key=lambda sample: abs(sample.t - (a.t + b.t) / 2))
     if a.t < middle.t < b.t:
         run.late_rate = (b.committed - middle.committed) / (b.t - middle.t)
@@ -411,7 +418,8 @@ class Bench:
 
         try:
             watch = GroupWatch(admin, app_id, ends, members_of=Settings(app_id=app_id).intake_group,
-                               ports=[int(w.env["EMLOPS_WEB_PORT"]) for w in procs])
+                               ports=[int(w.env["EMLOPS_WEB_PORT"]) for w in procs],
+                               others={"broker": self.broker_pid, "benchmark": os.getpid()})
             label = "emlops worker" if count == 1 else f"emlops, {count} workers"
             run = await watch.measure(label, pids, count, self.plan.worker_cap_s,
                                       lambda: all(w.exit_code is None for w in procs), on_first_commit=start_profile)
@@ -810,6 +818,10 @@ def report(results: dict[str, Any], plan: Plan, broker: str) -> Iterator[str]:
     yield ""
     yield (f"ratios: emlops / naive Faust = {ratio_faust:.2f}x (target >= 5x); emlops / raw aiokafka = "
            f"{worker_rate / raw_rate:.3f}; two workers / one = {ratio_two:.2f}x (target >= 1.7x)")
+    shares = [f"{run.name}: {run.cores:.2f}, " + ", ".join(f"{k} {v:.2f}" for k, v in run.others_cores.items())
+              for run in (runs.get("worker"), runs.get("two")) if run is not None and run.others_cores]
+    if shares:
+        yield f"cores over the windows of {os.cpu_count()}: " + "; ".join(shares)
     lat = results.get("latency")
     p99 = percentile(lat["latencies_ms"], 99) if lat is not None else NAN
     yield from latency_lines(lat, f"half of {worker_rate:,.0f}", failures)
