@@ -69,7 +69,7 @@ class Snapshot(NamedTuple):
 def decompress(blob: bytes) -> bytes:
     """A snapshot's state: zstd, or zlib as written before (those still restore)."""
     if blob.startswith(_ZSTD_MAGIC):
-        return zstandard.ZstdDecompressor().decompress(blob)
+        return zstandard.decompress(blob)
     return zlib.decompress(blob)
 
 
