@@ -1,7 +1,7 @@
 """Throughput, CPU, memory and latency of the emlops worker against a Faust and an aiokafka baseline.
 
     python bench/throughput.py                 # the full run, 600,000 events (~4-8 minutes on 2 cores)
-    python bench/throughput.py --quick         # a smoke run, 60,000 events (~4 minutes)
+    python bench/throughput.py --quick         # a smoke run, 60,000 events (2 to 4 minutes)
 
 A benchmark that prints a table, not a test. On one broker (a throw-away local one on free ports, or
 KAFKA_BOOTSTRAP_SERVERS) it pre-produces N events of a realistic fleet (bench/workload.py) and then, on the
@@ -875,7 +875,7 @@ def report(results: dict[str, Any], plan: Plan, broker: str) -> Iterator[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=None, help="events pre-produced (default 600,000; quick 60,000)")
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (~3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (2 to 4 minutes)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the bench topics (EMLOPS_PARTITIONS)")
     parser.add_argument("--latency-at", type=float, default=0.0, metavar="EVENTS_PER_S",
                         help="run only the latency phase, fed at this rate")
